@@ -1,0 +1,30 @@
+"""mlflow-tune: tune PyTorch models with MLflow the way an experienced practitioner does.
+
+The public API is imported lazily so that `mlflow-tune --help` starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TrainConfig": "mlflow_tune.config",
+    "train": "mlflow_tune.api",
+    "TrainOutcome": "mlflow_tune.api",
+    "diagnose": "mlflow_tune.diagnostics",
+    "Diagnosis": "mlflow_tune.diagnostics",
+    "Curves": "mlflow_tune.diagnostics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlflow_tune' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

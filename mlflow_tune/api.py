@@ -1,0 +1,53 @@
+"""One training run end to end: config -> training -> callbacks -> MLflow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlflow_tune.callbacks import TrainCallback
+from mlflow_tune.config import TrainConfig
+from mlflow_tune.data import check_source
+from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, ensure_experiment
+from mlflow_tune.training import TrainResult, train_model
+
+DEFAULT_EXPERIMENT = "mlflow-tune"
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    model_uri: str
+    result: TrainResult
+
+
+def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
+          run_name: str | None = None, log_model: bool = True,
+          callbacks: Sequence[TrainCallback] = ()) -> TrainOutcome:
+    """Train `config` and log everything to one MLflow run.
+
+    Under `mlflow run` (MLFLOW_RUN_ID set) the run MLflow Projects created is used, so the
+    project run and ours are one and the same.
+    """
+    check_source(config)
+    client = client_for(tracking_uri)
+    existing = os.environ.get("MLFLOW_RUN_ID")
+    if existing:
+        run = RunLogger(client, existing)
+        experiment_id = str(client.get_run(existing).info.experiment_id)
+    else:
+        experiment_id = ensure_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
+        name = run_name or f"{config.model}-{config.dataset}"
+        run = RunLogger.start(client, experiment_id, name=name, tags={TAG + "role": "train"})
+    tracker = MlflowCallback(run, role="train", log_model=log_model)
+    try:
+        result = train_model(config, [*callbacks, tracker])
+    except BaseException as exc:
+        # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
+        run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return TrainOutcome(run.run_id, experiment_id, client.tracking_uri, tracker.model_uri, result)

@@ -1,0 +1,165 @@
+"""The `mlflow-tune` command line: parse, call the API, print. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from mlflow_tune.config import FIELD_HELP, FIELD_TYPES, ConfigError, TrainConfig
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Tune PyTorch models with MLflow: train, search, diagnose, promote, report.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def _root() -> None:
+    """Tune PyTorch models with MLflow: train, search, diagnose, promote, report."""
+
+TrackingUri = Annotated[Optional[str], typer.Option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory, made absolute).")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the user's mistakes into a one-line message and exit code 2, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, FileNotFoundError) as exc:
+            raise fail(str(exc)) from None
+        except ValueError as exc:
+            if "tracking URI" in str(exc):
+                raise fail(str(exc)) from None
+            raise
+    return wrapper  # type: ignore[return-value]
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{line}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of TrainConfig fields.")
+    return data
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`key=value` words (how the MLproject entry point passes every parameter)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"argument {pair!r} is not KEY=VALUE; use e.g. lr=0.01 or --lr 0.01.")
+        out[key.strip()] = value
+    return out
+
+
+def train_config_from(config_file: Optional[Path], pairs: list[str], options: dict[str, Any]) -> TrainConfig:
+    """A YAML file (plain fields or a tune file's `train:` section), then KEY=VALUE words, then --options."""
+    from mlflow_tune.config import from_mapping
+
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        data = read_yaml(config_file)
+        values = dict(data.get("train") or {}) if "train" in data or "space" in data else data
+    values.update(parse_assignments(pairs))
+    values.update({k: v for k, v in options.items() if v is not None})
+    return from_mapping(values)
+
+
+def _train_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `train` one --option per TrainConfig field, so the CLI never drifts from the config."""
+    params = list(inspect.signature(fn, eval_str=True).parameters.values())[:-1]   # drop **options
+    for field in dataclasses.fields(TrainConfig):
+        kind, dash = FIELD_TYPES[field.name], field.name.replace("_", "-")
+        decls = [f"--{dash}/--no-{dash}"] if kind is bool else \
+            [f"--{dash}", *([f"--{field.name}"] if dash != field.name else [])]
+        option = typer.Option(None, *decls, help=f"{FIELD_HELP.get(field.name, '')} [default: {field.default}]",
+                              rich_help_panel="Training (TrainConfig)")
+        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[kind]))
+    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return fn
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_train_signature
+@user_errors
+def train(
+    assignments: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[KEY=VALUE]...", help="TrainConfig values as key=value (same names as the options).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of TrainConfig fields (or a tune file).")] = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "mlflow-tune",
+    log_model: Annotated[bool, typer.Option(help="Log the MLflow PyTorch model at the end.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    **options: Any,
+) -> None:
+    """Train one PyTorch model and log params, per-epoch metrics, curves, checkpoint and model to MLflow."""
+    cfg = train_config_from(config, assignments or [], options)
+    from mlflow_tune.api import train as run_train
+
+    outcome = run_train(cfg, tracking_uri=tracking_uri, experiment=experiment, log_model=log_model)
+    res = outcome.result
+    summary = {"run_id": outcome.run_id, "status": res.status, "best_epoch": res.best_epoch,
+               "best_val_loss": res.best_val_loss, "best_val_accuracy": res.best_val_accuracy,
+               "test_accuracy": res.test_accuracy, "model_uri": outcome.model_uri,
+               "diagnosis": res.diagnosis.label if res.diagnosis else None,
+               "advice": list(res.diagnosis.advice) if res.diagnosis else []}
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(summary, default=str))
+        return
+    typer.echo(f"run {outcome.run_id}: {res.status} after {len(res.history)} epochs"
+               + (f" ({res.stop_reason})" if res.stop_reason else ""))
+    if res.best_epoch >= 0:
+        typer.echo(f"  best val accuracy {res.best_val_accuracy:.4f}, val loss {res.best_val_loss:.4f}"
+                   f" at epoch {res.best_epoch}; test accuracy {res.test_accuracy:.4f}")
+    if res.sanity is not None:
+        typer.echo(f"  sanity check: {res.sanity.summary()}")
+    if res.diagnosis is not None:
+        typer.echo(f"  diagnosis: {res.diagnosis.label} ({res.diagnosis.detail}): {res.diagnosis.evidence}")
+        for step in res.diagnosis.advice:
+            typer.echo(f"    - {step}")
+    typer.echo(ui_hint(outcome.tracking_uri))
+    if res.status == "nonfinite":
+        raise typer.Exit(1)
+
+
+def ui_hint(tracking_uri: str) -> str:
+    return f"  open it with: mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
