@@ -149,6 +149,84 @@ def train(
         raise typer.Exit(1)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@user_errors
+def search(
+    config: Annotated[Path, typer.Option(help="Tune file (YAML): experiment, train, space, search, stages.")],
+    algo: Annotated[Optional[str], typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
+    max_trials: Annotated[Optional[int], typer.Option(help="Trials to run (counting resumed ones).")] = None,
+    parallel: Annotated[Optional[int], typer.Option(help="Trials at once, each in a worker process.")] = None,
+    pruning: Annotated[Optional[str], typer.Option(help="none | median | asha.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    no_progress: Annotated[Optional[int], typer.Option(help="Stop after N trials without improvement.")] = None,
+    target: Annotated[Optional[float], typer.Option(help="Stop once the objective reaches this value.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the search algorithm.")] = None,
+    project: Annotated[Optional[str], typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
+    entry_point: Annotated[Optional[str], typer.Option(help="Entry point of --project.")] = None,
+    env_manager: Annotated[Optional[str], typer.Option(help="local | virtualenv | uv | conda, for --project.")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="Continue the search with this parent run id.")] = None,
+    tracking_uri: TrackingUri = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show live progress on stderr.")] = True,
+) -> None:
+    """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
+    from mlflow_tune.tunefile import load_tune_file
+
+    tune = load_tune_file(config).with_overrides(
+        algo=algo, max_trials=max_trials, parallel=parallel, pruning=pruning, timeout=timeout,
+        no_progress=no_progress, target=target, seed=seed, project=project, entry_point=entry_point,
+        env_manager=env_manager)
+    from mlflow_tune.progress import default_listener
+    from mlflow_tune.tune import search as run_search
+
+    outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(progress))
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(outcome.to_dict(), default=str))
+    else:
+        print_search(outcome)
+    if outcome.interrupted:
+        raise typer.Exit(130)
+
+
+def print_search(outcome: Any) -> None:
+    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items() if k != "trials")
+    typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
+               f"stopped by {outcome.stopped_by}")
+    best = outcome.best
+    if best is None:
+        typer.echo("  no trial produced a result")
+    else:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in outcome.best_metrics.items())
+        typer.echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
+        typer.echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    typer.echo(ui_hint(outcome.tracking_uri))
+
+
+space_app = typer.Typer(no_args_is_help=True, help="Search spaces: write a starting tune file from experience.")
+app.add_typer(space_app, name="space")
+
+
+@space_app.command("init")
+@user_errors
+def space_init(
+    dataset: Annotated[str, typer.Option(help="Data set the space is for.")] = "digits",
+    model: Annotated[str, typer.Option(help="mlp | cnn | rnn.")] = "mlp",
+    staged: Annotated[bool, typer.Option(help="Add a coarse-to-fine plan of stages.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write a starting tune file: log-scale learning rate and L2, linear dropout, defaults from experience."""
+    from mlflow_tune.tunefile import default_tune_yaml
+
+    text = default_tune_yaml(dataset, model, staged)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+
+
 def ui_hint(tracking_uri: str) -> str:
     return f"  open it with: mlflow ui --backend-store-uri {tracking_uri}"
 

@@ -1,0 +1,256 @@
+"""Hyperopt searches as nested MLflow runs: schedule trials, stop the search, resume it.
+
+The driver asks the suggester for parameters, creates each child run itself (explicit
+parent id), hands the trial to an executor and tells the suggester the result. All state
+worth keeping is in MLflow, so `--resume` rebuilds a search from its child runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_tune.config import ConfigError
+from mlflow_tune.executors import make_executor
+from mlflow_tune.progress import SearchListener
+from mlflow_tune.settings import SearchSettings
+from mlflow_tune.space import Space
+from mlflow_tune.suggest import Suggester
+from mlflow_tune.trial import Board, TrialOutcome, TrialSpec, run_trial
+from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger
+
+FINAL = ("completed", "pruned", "nonconvergent", "failed")
+
+
+@dataclass
+class Level:
+    """One flat search: a space and settings, whose trials are children of `parent`."""
+
+    parent: RunLogger
+    experiment_id: str
+    tracking_uri: str
+    space: Space
+    base: dict[str, Any]                 # fixed TrainConfig values (train + stage overrides)
+    settings: SearchSettings
+    max_trials: int
+    tags: dict[str, str] = field(default_factory=dict)
+    restored: list[TrialOutcome] = field(default_factory=list)
+    first_tid: int = 0
+
+
+@dataclass
+class LevelResult:
+    outcomes: list[TrialOutcome]
+    stopped_by: str
+    interrupted: bool = False
+
+    def best(self) -> TrialOutcome | None:
+        return best_trial(self.outcomes)
+
+
+def best_trial(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
+    """Lowest loss among completed trials; pruned or nonconvergent ones only if nothing completed."""
+    for allowed in (("completed",), ("completed", "pruned", "nonconvergent")):
+        scored = [o for o in outcomes if o.status in allowed and o.loss is not None]
+        if scored:
+            return min(scored, key=lambda o: (o.loss, o.tid))
+    return None
+
+
+def threads_per_trial(parallel: int) -> int:
+    """Split the cores between parallel trials so they do not oversubscribe the CPU."""
+    return max(1, (os.cpu_count() or 1) // parallel)
+
+
+class _Stops:
+    """Search-level stops: budget, time, no progress, target."""
+
+    def __init__(self, settings: SearchSettings, max_trials: int, restored: list[TrialOutcome]):
+        self.s, self.max_trials = settings, max_trials
+        self.start = time.monotonic()
+        self.started = len(restored)
+        self.best = math.inf
+        self.since_best = 0
+        for o in restored:
+            self.update(o)
+
+    def update(self, o: TrialOutcome) -> None:
+        if o.loss is not None and o.status == "completed" and o.loss < self.best:
+            self.best, self.since_best = o.loss, 0
+        elif o.status in FINAL:
+            self.since_best += 1
+
+    def reason(self) -> str:
+        s = self.s
+        if self.started >= self.max_trials:
+            return "max_trials"
+        if s.timeout and time.monotonic() - self.start >= s.timeout:
+            return "timeout"
+        if s.no_progress and self.since_best >= s.no_progress:
+            return "no_progress"
+        if s.target is not None and self.best <= (s.target if s.mode == "min" else -s.target):
+            return "target"
+        return ""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from a scheduler) ends the search like Ctrl-C: children and parent KILLED."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:   # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_level(level: Level, listener: SearchListener) -> LevelResult:
+    s = level.settings
+    suggester = Suggester(level.space, s.algo, s.seed + level.first_tid, level.max_trials)
+    board = Board()
+    for o in level.restored:
+        suggester.restore(o.tid, o.params, o.loss if o.status != "failed" else None)
+        if s.pruning != "none":   # earlier trials' curves keep informing the pruner
+            history = level.parent.client.get_metric_history(o.run_id, s.metric)
+            board.curves[o.tid] = [v if s.mode == "min" else -v for v in (m.value for m in history)]
+    stops = _Stops(s, level.max_trials, level.restored)
+    outcomes = list(level.restored)
+    next_tid = max([level.first_tid - 1, *(o.tid for o in level.restored)]) + 1
+    running: dict[Future[TrialOutcome], TrialSpec] = {}
+    stopped_by = ""
+    executor, shared = make_executor(s.executor, s.parallel, board)
+    shared.curves.update(board.curves)
+    board = shared
+    try:
+        with sigterm_as_interrupt():
+            while True:
+                while len(running) < s.parallel and not (stopped_by := stops.reason()):
+                    params = suggester.ask(next_tid)
+                    if params is None:
+                        stopped_by = "grid_exhausted"
+                        break
+                    spec = _start_trial(level, next_tid, params, board)
+                    listener.trial_started(spec.tid, params)
+                    running[executor.submit(run_trial, spec, board)] = spec
+                    stops.started += 1
+                    next_tid += 1
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = _collect(future, running.pop(future))
+                    if outcome.status == "interrupted":   # Ctrl-C reached the trial first
+                        raise KeyboardInterrupt
+                    suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
+                    stops.update(outcome)
+                    outcomes.append(outcome)
+                    listener.trial_finished(outcome, best_trial(outcomes))
+    except KeyboardInterrupt:
+        executor.abort()
+        for spec in running.values():
+            _mark_interrupted(level.parent, spec.run_id)
+        return LevelResult(outcomes, "interrupted", interrupted=True)
+    finally:
+        executor.close()
+    return LevelResult(outcomes, stopped_by or "max_trials")
+
+
+def _start_trial(level: Level, tid: int, params: dict[str, Any], board: Board) -> TrialSpec:
+    s = level.settings
+    values = {**level.base, **params}
+    if not values.get("num_threads"):
+        values["num_threads"] = threads_per_trial(s.parallel)
+    child = RunLogger.start(level.parent.client, level.experiment_id, name=f"trial-{tid}",
+                            parent_run_id=level.parent.run_id,
+                            tags={TAG + "role": "trial", TAG + "trial": str(tid), **level.tags})
+    return TrialSpec(tid, child.run_id, level.tracking_uri, values, dict(params), s.metric, s.mode,
+                     s.pruning, s.pruning_warmup, s.min_trials_for_pruning, s.asha_reduction,
+                     s.top_k_models, s.project, s.entry_point, s.env_manager)
+
+
+def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:
+    try:
+        return future.result()
+    except Exception as exc:   # the worker itself died (e.g. killed, out of memory)
+        message = f"worker failed: {type(exc).__name__}: {exc}"
+        run = RunLogger(_client(spec.tracking_uri), spec.run_id)
+        run.set_tags({TAG + "outcome": "failed", TAG + "error": message[:500]})
+        run.end("FAILED")
+        return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
+
+
+def _client(uri: str) -> Any:
+    from mlflow_tune.tracking import client_for
+
+    return client_for(uri)
+
+
+def _mark_interrupted(parent: RunLogger, run_id: str) -> None:
+    run = RunLogger(parent.client, run_id)
+    if run.status() == "RUNNING":
+        run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
+        run.end("KILLED")
+
+
+def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
+    """Direct children of a run, oldest first."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def restore_trials(client: Any, experiment_id: str, parent_run_id: str, space: Space,
+                   settings: SearchSettings) -> list[TrialOutcome]:
+    """Finished trials of a level, read back from MLflow; runs left RUNNING by a killed process end KILLED."""
+    restored = []
+    for run in child_runs(client, experiment_id, parent_run_id):
+        tags, tid = run.data.tags, int(run.data.tags.get(TAG + "trial", "-1"))
+        if tags.get(TAG + "role") != "trial" or tid < 0:
+            continue
+        outcome = tags.get(TAG + "outcome", "")
+        if outcome not in FINAL:
+            if run.info.status == "RUNNING":
+                _mark_interrupted(RunLogger(client, parent_run_id), run.info.run_id)
+            continue
+        objective = run.data.metrics.get("objective")
+        loss = None if objective is None else (objective if settings.mode == "min" else -objective)
+        params = {k: v for k, v in run.data.params.items() if k in space}
+        restored.append(TrialOutcome(tid, run.info.run_id, outcome, objective, loss,
+                                     tags.get(TAG + "diagnosis", ""), 0, tags.get(TAG + "error", ""),
+                                     params))
+    return restored
+
+
+def check_resumable(client: Any, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"--resume {run_id!r}: no such run in this tracking store.") from None
+    role = run.data.tags.get(TAG + "role")
+    if role != "search":
+        raise ConfigError(f"--resume {run_id!r} is a {role or 'plain'} run; give the search (parent) run id.")
+    return run
+
+
+def param_summary(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,173 @@
+"""One search trial, run where a worker runs it: train, prune, log into the child run.
+
+The driver (search.py) creates every child run first and hands its id here, so whatever
+happens to the worker, the driver can still end the run and the search can resume.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_tune.callbacks import EpochRecord, TrainCallback
+from mlflow_tune.config import from_mapping
+from mlflow_tune.pruning import make_pruner
+from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, finite, log_pytorch_model
+
+OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    tid: int
+    run_id: str
+    tracking_uri: str
+    config: dict[str, Any]          # full TrainConfig values for this trial
+    params: dict[str, Any]          # the searched values (a subset of config)
+    metric: str = "val_loss"
+    mode: str = "min"
+    pruning: str = "none"
+    pruning_warmup: int = 2
+    min_trials_for_pruning: int = 3
+    asha_reduction: int = 3
+    top_k_models: int = 3
+    project: str = ""               # run as an MLflow Project instead of in-process
+    entry_point: str = "train"
+    env_manager: str = "local"
+
+    def oriented(self, value: float) -> float:
+        """Lower is better, whatever the metric."""
+        return value if self.mode == "min" else -value
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    tid: int
+    run_id: str
+    status: str                     # one of OUTCOMES
+    objective: float | None = None  # best value of the metric, in its own units
+    loss: float | None = None       # objective oriented so that lower is better (what hyperopt sees)
+    diagnosis: str = ""
+    epochs: int = 0
+    error: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Board:
+    """What trials share: per-epoch curves (for pruning) and final losses (for top-k models).
+
+    In-process these are dicts; across worker processes, Manager dict proxies. A proxy only
+    sees assignments, so curves are replaced, never appended to in place.
+    """
+
+    curves: MutableMapping[int, list[float]] = field(default_factory=dict)
+    losses: MutableMapping[int, float] = field(default_factory=dict)
+
+    def report(self, tid: int, value: float) -> dict[int, Sequence[float]]:
+        self.curves[tid] = [*self.curves.get(tid, []), value]
+        return dict(self.curves)
+
+    def rank(self, loss: float) -> int:
+        """1-based rank of `loss` among finished trials' losses (ties rank high)."""
+        return 1 + sum(1 for other in dict(self.losses).values() if other < loss)
+
+
+class PruningCallback(TrainCallback):
+    def __init__(self, spec: TrialSpec, board: Board):
+        self.spec, self.board, self.reason = spec, board, ""
+        self.pruner = make_pruner(spec.pruning, warmup=spec.pruning_warmup,
+                                  min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction)
+
+    def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
+        value = getattr(record, self.spec.metric)
+        oriented = self.spec.oriented(value) if math.isfinite(value) else math.inf
+        curves = self.board.report(self.spec.tid, oriented)
+        reason = self.pruner.prune(self.spec.tid, record.epoch, curves)
+        if reason:
+            self.reason = reason
+        return reason
+
+
+def best_of(values: Sequence[float], mode: str) -> float | None:
+    good = [v for v in values if math.isfinite(v)]
+    if not good:
+        return None
+    return min(good) if mode == "min" else max(good)
+
+
+def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
+    """Train one trial into its (pre-created) child run; never raises for a trial's own failure."""
+    run = RunLogger(client_for(spec.tracking_uri), spec.run_id)
+    try:
+        if spec.project:
+            return _finish_project(spec, run)
+        return _train_in_process(spec, run, board)
+    except KeyboardInterrupt:
+        run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
+        run.end("KILLED")
+        return TrialOutcome(spec.tid, spec.run_id, "interrupted", params=spec.params)
+    except Exception as exc:  # a crashed trial is recorded; the search goes on
+        message = f"{type(exc).__name__}: {exc}"
+        run.set_tags({TAG + "outcome": "failed", TAG + "error": message[:500]})
+        run.log_text(traceback.format_exc(limit=20), "error.txt")
+        run.end("FAILED")
+        return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
+
+
+def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOutcome:
+    from mlflow_tune.training import train_model
+
+    cfg = from_mapping(spec.config)
+    pruning = PruningCallback(spec, board)
+    tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False,
+                             extra_tags={TAG + "trial": str(spec.tid)})
+    result = train_model(cfg, [pruning, tracker])
+    objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
+    if pruning.reason:
+        status = "pruned"
+    elif result.status == "nonfinite" or result.stop_reason.startswith("nonconvergent"):
+        status = "nonconvergent"
+    else:
+        status = "completed"
+    loss = spec.oriented(objective) if objective is not None else None
+    if loss is not None:
+        board.losses[spec.tid] = loss
+        run.log_metrics(finite({"objective": objective, "loss": loss}), step=len(result.history))
+        # The full model is expensive (export, environment); keep it for the top-k trials so far,
+        # which always includes the eventual winner at the moment it finishes.
+        if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
+            uri = log_pytorch_model(run, result.model, result.data.val.x[:5])
+            run.set_tags({TAG + "model_uri": uri})
+    diagnosis = result.diagnosis.label if result.diagnosis else ""
+    run.set_tags({TAG + "outcome": status, **({TAG + "pruned": "true"} if status == "pruned" else {})})
+    run.end({"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
+    return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
+                        result.stop_reason if status != "completed" else "", spec.params)
+
+
+def _finish_project(spec: TrialSpec, run: RunLogger) -> TrialOutcome:
+    """Run the trial as an MLflow Project in the pre-created run, then read the objective back."""
+    import mlflow.projects
+
+    submitted = mlflow.projects.run(spec.project, entry_point=spec.entry_point,
+                                    parameters={k: str(v) for k, v in spec.config.items()},
+                                    env_manager=spec.env_manager, run_id=spec.run_id, synchronous=False)
+    ok = submitted.wait()
+    client = run.client
+    history = [m.value for m in client.get_metric_history(spec.run_id, spec.metric)]
+    objective = best_of(history, spec.mode)
+    data = client.get_run(spec.run_id).data
+    diagnosis = data.tags.get(TAG + "diagnosis", "")
+    status = "completed" if ok and objective is not None else "failed"
+    loss = spec.oriented(objective) if objective is not None else None
+    if loss is not None:
+        run.log_metrics(finite({"objective": objective or math.nan, "loss": loss}), step=len(history))
+    run.set_tags({TAG + "outcome": status, TAG + "trial": str(spec.tid), TAG + "role": "trial"})
+    if not ok:
+        run.set_tags({TAG + "error": f"project run exited with status {submitted.get_status()}"})
+    return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(history),
+                        "" if ok else "project run failed", spec.params)

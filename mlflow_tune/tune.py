@@ -1,0 +1,150 @@
+"""A whole search as one MLflow parent run: set up or resume, run, summarise."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_tune.progress import SearchListener
+from mlflow_tune.search import Level, LevelResult, best_trial, check_resumable, restore_trials, run_level
+from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
+from mlflow_tune.trial import TrialOutcome
+from mlflow_tune.tunefile import TuneConfig
+
+SUMMARY_METRICS = ("objective", "best_val_loss", "best_val_accuracy", "best_epoch", "test_loss", "test_accuracy")
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    trials: tuple[TrialOutcome, ...]
+    best: TrialOutcome | None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by == "interrupted"
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {"parent_run_id": self.parent_run_id, "experiment_id": self.experiment_id,
+                "tracking_uri": self.tracking_uri, "stopped_by": self.stopped_by, "counts": self.counts,
+                "best_run_id": best.run_id if best else None, "best_trial": best.tid if best else None,
+                "best_params": best.params if best else {}, "best_objective": best.objective if best else None,
+                "best_metrics": self.best_metrics}
+
+
+def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | None = None,
+           listener: SearchListener | None = None) -> SearchOutcome:
+    """Run (or with `resume`, continue) the search described by `tune`."""
+    listener = listener or SearchListener()
+    client = client_for(tracking_uri)
+    if resume:
+        run = check_resumable(client, resume)
+        experiment_id = str(run.info.experiment_id)
+        parent = RunLogger(client, resume)
+        client.update_run(resume, status="RUNNING")
+        parent.set_tags({TAG + "resumed": "true"})
+    else:
+        experiment_id = ensure_experiment(client, tune.experiment)
+        parent = RunLogger.start(client, experiment_id, name=f"search-{tune.search.algo}",
+                                 tags={TAG + "role": "search"})
+        log_setup(parent, tune)
+    try:
+        if tune.stages:
+            from mlflow_tune.stages import run_stages
+
+            result = run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=bool(resume))
+        else:
+            restored = restore_trials(client, experiment_id, parent.run_id, tune.space, tune.search) \
+                if resume else []
+            listener.search_started("search", tune.search.max_trials)
+            level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
+                          tune.search, tune.search.max_trials, restored=restored)
+            result = run_level(level, listener)
+    except BaseException as exc:
+        parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        listener.search_finished()
+    outcome = summarise(parent, result, experiment_id)
+    parent.end("KILLED" if result.interrupted else "FINISHED")
+    return outcome
+
+
+def log_setup(parent: RunLogger, tune: TuneConfig) -> None:
+    s = tune.search
+    params: dict[str, Any] = {f"search.{k}": v for k, v in s.__dict__.items() if v not in ("", None)}
+    params.update({f"space.{p.name}": json.dumps(p.to_spec()) for p in tune.space.params})
+    params.update({f"train.{k}": v for k, v in tune.train.items()})
+    parent.log_params(params)
+    parent.log_text(tune.source or json.dumps({"train": tune.train, "space": tune.space.to_spec()}), "tune.yaml")
+    parent.log_text(json.dumps(tune.space.to_spec(), indent=2), "space.json")
+
+
+def counts_of(trials: list[TrialOutcome]) -> dict[str, int]:
+    counts = {"trials": len(trials)}
+    for o in trials:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        if o.diagnosis:
+            counts[f"diagnosis_{o.diagnosis}"] = counts.get(f"diagnosis_{o.diagnosis}", 0) + 1
+    return counts
+
+
+def trials_csv(trials: list[TrialOutcome]) -> str:
+    names = sorted({k for o in trials for k in o.params})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "run_id", "status", "objective", "diagnosis", "epochs", "error", *names])
+    for o in sorted(trials, key=lambda t: t.tid):
+        writer.writerow([o.tid, o.run_id, o.status, "" if o.objective is None else o.objective,
+                         o.diagnosis, o.epochs, o.error, *(o.params.get(n, "") for n in names)])
+    return out.getvalue()
+
+
+def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
+    """Write the parent's summary: counts, trials table, best trial's params, metrics and run id."""
+    trials = result.outcomes
+    best = best_trial(trials)
+    counts = counts_of(trials)
+    parent.log_metrics({f"n_{k}": float(v) for k, v in counts.items()})
+    parent.log_text(trials_csv(trials), "trials.csv")
+    tags = {TAG + "stopped_by": result.stopped_by}
+    best_metrics: dict[str, float] = {}
+    if best is not None:
+        child = parent.client.get_run(best.run_id).data
+        best_metrics = {k: child.metrics[k] for k in SUMMARY_METRICS if k in child.metrics}
+        parent.log_metrics(finite(best_metrics))
+        tags[TAG + "best_run_id"] = best.run_id
+        tags[TAG + "best_trial"] = str(best.tid)
+        tags.update({f"{TAG}best.{k}": str(v) for k, v in best.params.items()})
+        log_best_params(parent, {**{k: v for k, v in child.params.items()}, **best.params})
+    parent.set_tags(tags)
+    client = parent.client
+    return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,
+                         best_metrics, result.stopped_by, counts)
+
+
+def log_best_params(parent: RunLogger, params: dict[str, Any]) -> None:
+    """The best trial's params on the parent, so parent and trials compare in the MLflow UI.
+
+    MLflow params are write-once: when a resumed search finds a new best, the old values stay
+    and the `mlflow_tune.best.*` tags carry the new ones.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        parent.log_params(params)
+    except MlflowException:
+        parent.set_tags({TAG + "best_params_in_tags": "true"})
+
+
+__all__ = ["LevelResult", "SearchOutcome", "search"]
