@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,8 +130,6 @@ def train(
                "diagnosis": res.diagnosis.label if res.diagnosis else None,
                "advice": list(res.diagnosis.advice) if res.diagnosis else []}
     if json_output:
-        import json
-
         typer.echo(json.dumps(summary, default=str))
         return
     typer.echo(f"run {outcome.run_id}: {res.status} after {len(res.history)} epochs"
@@ -181,8 +180,6 @@ def search(
 
     outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(progress))
     if json_output:
-        import json
-
         typer.echo(json.dumps(outcome.to_dict(), default=str))
     else:
         print_search(outcome)
@@ -202,6 +199,43 @@ def print_search(outcome: Any) -> None:
         typer.echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
         typer.echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
     typer.echo(ui_hint(outcome.tracking_uri))
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@user_errors
+def diagnose(
+    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[RUN_ID]...", help="Runs to diagnose.")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="Diagnose every run of this experiment.")] = None,
+    parent: Annotated[Optional[str], typer.Option(help="Diagnose every trial of this search run.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list for machines.")] = False,
+    tags: Annotated[bool, typer.Option(help="Write mlflow_tune.diagnosis tags and diagnosis.json.")] = True,
+    train_loss: Annotated[Optional[str], typer.Option(help="Metric key of the training loss.")] = None,
+    val_loss: Annotated[Optional[str], typer.Option(help="Metric key of the validation loss.")] = None,
+    train_accuracy: Annotated[Optional[str], typer.Option(help="Metric key of the training accuracy.")] = None,
+    val_accuracy: Annotated[Optional[str], typer.Option(help="Metric key of the validation accuracy.")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Label runs healthy, underfit, overfit or nonconvergent from their curves, with evidence and advice."""
+    from mlflow_tune.runs_diagnosis import diagnose_run, label_counts, select_runs
+    from mlflow_tune.tracking import TAG, RunLogger, client_for
+
+    client = client_for(tracking_uri)
+    runs = select_runs(client, run_ids or [], experiment, parent)
+    explicit = {"train_loss": train_loss, "val_loss": val_loss, "train_accuracy": train_accuracy,
+                "val_accuracy": val_accuracy}
+    results = [diagnose_run(client, run, explicit, write=tags) for run in runs]
+    if parent and tags:
+        counts = label_counts(results)
+        RunLogger(client, parent).log_metrics({f"n_diagnosis_{k}": float(v) for k, v in counts.items()})
+        RunLogger(client, parent).set_tags({TAG + "diagnosis_counts": json.dumps(counts)})
+    if json_output:
+        typer.echo(json.dumps([r.to_dict() for r in results]))
+        return
+    for r in results:
+        d = r.diagnosis
+        typer.echo(f"{r.run_id[:12]}  {r.run_name[:18]:18}  {d.label:13} {d.detail:16} {d.evidence}")
+        for step in d.advice:
+            typer.echo(f"{'':48}- {step}")
 
 
 space_app = typer.Typer(no_args_is_help=True, help="Search spaces: write a starting tune file from experience.")
@@ -225,6 +259,45 @@ def space_init(
     else:
         out.write_text(text)
         typer.echo(f"wrote {out}")
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@user_errors
+def promote(
+    parent_run_id: Annotated[str, typer.Argument(help="Run id of the search (its parent run).")],
+    model_name: Annotated[str, typer.Option("--model-name", help="Registered model to add a version to.")],
+    alias: Annotated[str, typer.Option(help="Alias to point at the new version if it is better.")] = "champion",
+    allow: Annotated[Optional[list[str]], typer.Option(
+        help="Also admit trials with this label: underfit | overfit | nonconvergent | undiagnosed | pruned "
+             "(repeatable).")] = None,
+    force: Annotated[bool, typer.Option(help="Move the alias even if the current version scores better.")] = False,
+    tracking_uri: TrackingUri = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Register the search's best healthy trial and point the alias at it if it beats the current holder."""
+    from mlflow_tune.registry import promote as run_promote
+
+    res = run_promote(parent_run_id, model_name, alias=alias, allow=tuple(allow or ()), force=force,
+                      tracking_uri=tracking_uri)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(res.to_dict(), default=str))
+        return
+    typer.echo(f"chose trial {res.trial} (run {res.run_id}): test accuracy {res.metrics['test_accuracy']:.4f}, "
+               f"test log loss {res.metrics['test_loss']:.4f}")
+    for p in res.passed_over:
+        typer.echo(f"  passed over trial {p.trial} (run {p.run_id}): {p.reason}")
+    state = "registered as" if res.created else "already registered as"
+    typer.echo(f"{state} {res.model_name} version {res.version}")
+    if res.incumbent_metrics:
+        typer.echo(f"  {res.alias!r} held version {res.incumbent_version}: test accuracy "
+                   f"{res.incumbent_metrics['test_accuracy']:.4f} on the same rows")
+    typer.echo(f"alias {res.alias!r} {'moved to' if res.alias_moved else 'not moved to'} version {res.version}: "
+               + res.message.split(": ", 1)[-1])
+    typer.echo(f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}@{res.alias}")'
+               if res.alias_moved or res.incumbent_version == res.version else
+               f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}/{res.version}")')
 
 
 def ui_hint(tracking_uri: str) -> str:

@@ -70,6 +70,7 @@ class PlainProgress(SearchListener):
         self.c = _Counts()
 
     def search_started(self, name: str, max_trials: int) -> None:
+        self.c = _Counts()   # each stage counts on its own
         self.c.name, self.c.total = name, max_trials
 
     def trial_started(self, tid: int, params: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ class Level:
     tags: dict[str, str] = field(default_factory=dict)
     restored: list[TrialOutcome] = field(default_factory=list)
     first_tid: int = 0
+    points: list[dict[str, Any]] | None = None   # exact configurations instead of a suggester
 
 
 @dataclass
@@ -50,9 +51,10 @@ class LevelResult:
     outcomes: list[TrialOutcome]
     stopped_by: str
     interrupted: bool = False
+    candidates: list[TrialOutcome] | None = None   # trials the best may come from (default: all)
 
     def best(self) -> TrialOutcome | None:
-        return best_trial(self.outcomes)
+        return best_trial(self.outcomes if self.candidates is None else self.candidates)
 
 
 def best_trial(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
@@ -118,7 +120,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def run_level(level: Level, listener: SearchListener) -> LevelResult:
     s = level.settings
-    suggester = Suggester(level.space, s.algo, s.seed + level.first_tid, level.max_trials)
+    suggester = Suggester.fixed(level.points) if level.points is not None else \
+        Suggester(level.space, s.algo, s.seed + level.first_tid, level.max_trials)
     board = Board()
     for o in level.restored:
         suggester.restore(o.tid, o.params, o.loss if o.status != "failed" else None)
@@ -217,7 +220,7 @@ def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]
             return runs
 
 
-def restore_trials(client: Any, experiment_id: str, parent_run_id: str, space: Space,
+def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: Collection[str],
                    settings: SearchSettings) -> list[TrialOutcome]:
     """Finished trials of a level, read back from MLflow; runs left RUNNING by a killed process end KILLED."""
     restored = []
@@ -232,7 +235,7 @@ def restore_trials(client: Any, experiment_id: str, parent_run_id: str, space: S
             continue
         objective = run.data.metrics.get("objective")
         loss = None if objective is None else (objective if settings.mode == "min" else -objective)
-        params = {k: v for k, v in run.data.params.items() if k in space}
+        params = {k: v for k, v in run.data.params.items() if k in names}
         restored.append(TrialOutcome(tid, run.info.run_id, outcome, objective, loss,
                                      tags.get(TAG + "diagnosis", ""), 0, tags.get(TAG + "error", ""),
                                      params))

@@ -36,6 +36,7 @@ class Suggester:
         self.space, self.algo = space, algo
         self.rng = np.random.default_rng(seed)
         self._used: set[tuple[str, ...]] = set()
+        self._names = space.names
         if algo == "grid":
             self._grid = grid_points(space)
             return
@@ -54,6 +55,14 @@ class Suggester:
         else:
             raise ValueError(f"algo={algo!r} is not valid; choose one of: tpe, random, anneal, grid.")
 
+    @classmethod
+    def fixed(cls, points: list[dict[str, Any]]) -> Suggester:
+        """Hand out exactly `points`, in order (e.g. a final retrain of the best configurations)."""
+        suggester = cls(Space(()), "grid")
+        suggester._grid = [dict(p) for p in points]
+        suggester._names = tuple(sorted({k for p in points for k in p}))
+        return suggester
+
     @property
     def remaining(self) -> int | None:
         """Grid points not yet handed out (None: unbounded)."""
@@ -63,8 +72,8 @@ class Suggester:
         """Parameters for trial `tid`, or None when the grid is exhausted."""
         if self.algo == "grid":
             for point in self._grid:
-                if _key(point, self.space.names) not in self._used:
-                    self._used.add(_key(point, self.space.names))
+                if _key(point, self._names) not in self._used:
+                    self._used.add(_key(point, self._names))
                     return dict(point)
             return None
         from hyperopt import space_eval
@@ -91,7 +100,7 @@ class Suggester:
     def restore(self, tid: int, params: Mapping[str, Any], loss: float | None) -> None:
         """Add a trial that finished earlier (read back from MLflow on resume)."""
         if self.algo == "grid":
-            self._used.add(_key(params, self.space.names))
+            self._used.add(_key(params, self._names))
             return
         from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 

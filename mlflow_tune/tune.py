@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_tune.progress import SearchListener
-from mlflow_tune.search import Level, LevelResult, best_trial, check_resumable, restore_trials, run_level
+from mlflow_tune.search import Level, LevelResult, check_resumable, restore_trials, run_level
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
@@ -63,7 +63,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
 
             result = run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=bool(resume))
         else:
-            restored = restore_trials(client, experiment_id, parent.run_id, tune.space, tune.search) \
+            restored = restore_trials(client, experiment_id, parent.run_id, tune.space.names, tune.search) \
                 if resume else []
             listener.search_started("search", tune.search.max_trials)
             level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
@@ -113,7 +113,7 @@ def trials_csv(trials: list[TrialOutcome]) -> str:
 def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
     """Write the parent's summary: counts, trials table, best trial's params, metrics and run id."""
     trials = result.outcomes
-    best = best_trial(trials)
+    best = result.best()
     counts = counts_of(trials)
     parent.log_metrics({f"n_{k}": float(v) for k, v in counts.items()})
     parent.log_text(trials_csv(trials), "trials.csv")
