@@ -120,7 +120,17 @@ def load_tune_file(path: str | Path) -> TuneConfig:
         raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file '{path}' must be a YAML mapping with keys: {', '.join(TOP_KEYS)}")
-    return parse_tune_config(data, source=text)
+    return parse_tune_config(_relative_to(data, path.parent), source=text)
+
+
+def _relative_to(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    """A relative data_path means "next to the tune file", wherever the search is started from."""
+    train = data.get("train")
+    if isinstance(train, Mapping) and isinstance(train.get("data_path"), str):
+        path = Path(train["data_path"])
+        if train["data_path"] and not path.is_absolute():
+            return {**data, "train": {**train, "data_path": str((folder / path).resolve())}}
+    return data
 
 
 def parse_tune_config(data: Mapping[str, Any], source: str = "") -> TuneConfig:
