@@ -238,6 +238,21 @@ def diagnose(
             typer.echo(f"{'':48}- {step}")
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@user_errors
+def report(
+    parent_run_id: Annotated[str, typer.Argument(help="The search (parent) run.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the page [default: reports/RUN_ID].")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write the HTML search report and its plots (also logged to the search run under report/)."""
+    from mlflow_tune.search_report import write_report
+    from mlflow_tune.tracking import client_for
+
+    page = write_report(client_for(tracking_uri), parent_run_id, out or Path("reports") / parent_run_id)
+    typer.echo(f"wrote {page}")
+
+
 space_app = typer.Typer(no_args_is_help=True, help="Search spaces: write a starting tune file from experience.")
 app.add_typer(space_app, name="space")
 

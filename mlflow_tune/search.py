@@ -173,7 +173,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
 def _start_trial(level: Level, tid: int, params: dict[str, Any], board: Board) -> TrialSpec:
     s = level.settings
     values = {**level.base, **params}
-    if not values.get("num_threads"):
+    if not values.get("num_threads") and not s.project:   # a foreign project may not know num_threads
         values["num_threads"] = threads_per_trial(s.parallel)
     child = RunLogger.start(level.parent.client, level.experiment_id, name=f"trial-{tid}",
                             parent_run_id=level.parent.run_id,
