@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,spark,bench]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,7 +26,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/overhead.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/search.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stages.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/diagnostics/score.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts

@@ -20,14 +20,28 @@ class TrainOutcome:
     run_id: str
     experiment_id: str
     tracking_uri: str
-    model_uri: str
     result: TrainResult
+    tracker: MlflowCallback
+
+    @property
+    def model_uri(self) -> str:
+        """The logged model (waits for the run's files to be written)."""
+        return self.tracker.model_uri()
+
+    def wait(self) -> TrainOutcome:
+        """Block until the run's files and model are written and the run has ended."""
+        self.tracker.model_uri()
+        return self
 
 
 def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
           run_name: str | None = None, log_model: bool = True,
-          callbacks: Sequence[TrainCallback] = ()) -> TrainOutcome:
+          callbacks: Sequence[TrainCallback] = (), wait: bool = True) -> TrainOutcome:
     """Train `config` and log everything to one MLflow run.
+
+    The run's curves, checkpoint and model are written by a helper process. With `wait=False`
+    this returns as soon as training ends, so a loop of runs trains the next model while the
+    last one's files are written; `outcome.wait()` (or `outcome.model_uri`) then waits for them.
 
     Under `mlflow run` (MLFLOW_RUN_ID set) the run MLflow Projects created is used, so the
     project run and ours are one and the same.
@@ -50,4 +64,5 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
         run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
         run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    return TrainOutcome(run.run_id, experiment_id, client.tracking_uri, tracker.model_uri, result)
+    outcome = TrainOutcome(run.run_id, experiment_id, client.tracking_uri, result, tracker)
+    return outcome.wait() if wait else outcome

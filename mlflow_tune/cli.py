@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _root() -> None:
     """Tune PyTorch models with MLflow: train, search, diagnose, promote, report."""
 
-TrackingUri = Annotated[Optional[str], typer.Option(
+TrackingUri = Annotated[str | None, typer.Option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
     help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory, made absolute).")]
 
@@ -77,7 +77,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def train_config_from(config_file: Optional[Path], pairs: list[str], options: dict[str, Any]) -> TrainConfig:
+def train_config_from(config_file: Path | None, pairs: list[str], options: dict[str, Any]) -> TrainConfig:
     """A YAML file (plain fields or a tune file's `train:` section), then KEY=VALUE words, then --options."""
     from mlflow_tune.config import from_mapping
 
@@ -100,7 +100,7 @@ def _train_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
         option = typer.Option(None, *decls, help=f"{FIELD_HELP.get(field.name, '')} [default: {field.default}]",
                               rich_help_panel="Training (TrainConfig)")
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                        annotation=Optional[kind]))
+                                        annotation=Optional[kind]))  # noqa: UP045 (a runtime type)
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return fn
 
@@ -109,9 +109,9 @@ def _train_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_train_signature
 @user_errors
 def train(
-    assignments: Annotated[Optional[list[str]], typer.Argument(
+    assignments: Annotated[list[str] | None, typer.Argument(
         metavar="[KEY=VALUE]...", help="TrainConfig values as key=value (same names as the options).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of TrainConfig fields (or a tune file).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of TrainConfig fields (or a tune file).")] = None,
     tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "mlflow-tune",
     log_model: Annotated[bool, typer.Option(help="Log the MLflow PyTorch model at the end.")] = True,
@@ -123,7 +123,7 @@ def train(
     from mlflow_tune.api import train as run_train
 
     outcome = run_train(cfg, tracking_uri=tracking_uri, experiment=experiment, log_model=log_model)
-    res = outcome.result
+    res = outcome.wait().result
     summary = {"run_id": outcome.run_id, "status": res.status, "best_epoch": res.best_epoch,
                "best_val_loss": res.best_val_loss, "best_val_accuracy": res.best_val_accuracy,
                "test_accuracy": res.test_accuracy, "model_uri": outcome.model_uri,
@@ -152,21 +152,21 @@ def train(
 @user_errors
 def search(
     config: Annotated[Path, typer.Option(help="Tune file (YAML): experiment, train, space, search, stages.")],
-    algo: Annotated[Optional[str], typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
-    max_trials: Annotated[Optional[int], typer.Option(help="Trials to run (counting resumed ones).")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="Trials at once, each in a worker process.")] = None,
-    pruning: Annotated[Optional[str], typer.Option(help="none | median | asha.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    no_progress: Annotated[Optional[int], typer.Option(help="Stop after N trials without improvement.")] = None,
-    target: Annotated[Optional[float], typer.Option(help="Stop once the objective reaches this value.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the search algorithm.")] = None,
-    project: Annotated[Optional[str], typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
-    entry_point: Annotated[Optional[str], typer.Option(help="Entry point of --project.")] = None,
-    env_manager: Annotated[Optional[str], typer.Option(help="local | virtualenv | uv | conda, for --project.")] = None,
-    resume: Annotated[Optional[str], typer.Option(help="Continue the search with this parent run id.")] = None,
+    algo: Annotated[str | None, typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
+    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.")] = None,
+    pruning: Annotated[str | None, typer.Option(help="none | median | asha.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    no_progress: Annotated[int | None, typer.Option(help="Stop after N trials without improvement.")] = None,
+    target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the search algorithm.")] = None,
+    project: Annotated[str | None, typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
+    entry_point: Annotated[str | None, typer.Option(help="Entry point of --project.")] = None,
+    env_manager: Annotated[str | None, typer.Option(help="local | virtualenv | uv | conda, for --project.")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue the search with this parent run id.")] = None,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show live progress on stderr.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display on stderr.")] = False,
 ) -> None:
     """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
     from mlflow_tune.tunefile import load_tune_file
@@ -178,7 +178,7 @@ def search(
     from mlflow_tune.progress import default_listener
     from mlflow_tune.tune import search as run_search
 
-    outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(progress))
+    outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(not quiet))
     if json_output:
         typer.echo(json.dumps(outcome.to_dict(), default=str))
     else:
@@ -204,15 +204,15 @@ def print_search(outcome: Any) -> None:
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @user_errors
 def diagnose(
-    run_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[RUN_ID]...", help="Runs to diagnose.")] = None,
-    experiment: Annotated[Optional[str], typer.Option(help="Diagnose every run of this experiment.")] = None,
-    parent: Annotated[Optional[str], typer.Option(help="Diagnose every trial of this search run.")] = None,
+    run_ids: Annotated[list[str] | None, typer.Argument(metavar="[RUN_ID]...", help="Runs to diagnose.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Diagnose every run of this experiment.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Diagnose every trial of this search run.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list for machines.")] = False,
     tags: Annotated[bool, typer.Option(help="Write mlflow_tune.diagnosis tags and diagnosis.json.")] = True,
-    train_loss: Annotated[Optional[str], typer.Option(help="Metric key of the training loss.")] = None,
-    val_loss: Annotated[Optional[str], typer.Option(help="Metric key of the validation loss.")] = None,
-    train_accuracy: Annotated[Optional[str], typer.Option(help="Metric key of the training accuracy.")] = None,
-    val_accuracy: Annotated[Optional[str], typer.Option(help="Metric key of the validation accuracy.")] = None,
+    train_loss: Annotated[str | None, typer.Option(help="Metric key of the training loss.")] = None,
+    val_loss: Annotated[str | None, typer.Option(help="Metric key of the validation loss.")] = None,
+    train_accuracy: Annotated[str | None, typer.Option(help="Metric key of the training accuracy.")] = None,
+    val_accuracy: Annotated[str | None, typer.Option(help="Metric key of the validation accuracy.")] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Label runs healthy, underfit, overfit or nonconvergent from their curves, with evidence and advice."""
@@ -242,7 +242,7 @@ def diagnose(
 @user_errors
 def report(
     parent_run_id: Annotated[str, typer.Argument(help="The search (parent) run.")],
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the page [default: reports/RUN_ID].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the page [default: reports/RUN_ID].")] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Write the HTML search report and its plots (also logged to the search run under report/)."""
@@ -263,7 +263,7 @@ def space_init(
     dataset: Annotated[str, typer.Option(help="Data set the space is for.")] = "digits",
     model: Annotated[str, typer.Option(help="mlp | cnn | rnn.")] = "mlp",
     staged: Annotated[bool, typer.Option(help="Add a coarse-to-fine plan of stages.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write a starting tune file: log-scale learning rate and L2, linear dropout, defaults from experience."""
     from mlflow_tune.tunefile import default_tune_yaml
@@ -279,13 +279,15 @@ def space_init(
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @user_errors
 def promote(
-    parent_run_id: Annotated[str, typer.Argument(help="Run id of the search (its parent run).")],
+    parent_run_id: Annotated[str, typer.Argument(
+        metavar="PARENT_RUN_ID", help="Run id of the search (its parent run).")],
     model_name: Annotated[str, typer.Option("--model-name", help="Registered model to add a version to.")],
-    alias: Annotated[str, typer.Option(help="Alias to point at the new version if it is better.")] = "champion",
-    allow: Annotated[Optional[list[str]], typer.Option(
-        help="Also admit trials with this label: underfit | overfit | nonconvergent | undiagnosed | pruned "
-             "(repeatable).")] = None,
-    force: Annotated[bool, typer.Option(help="Move the alias even if the current version scores better.")] = False,
+    alias: Annotated[str, typer.Option(help="Alias to point at the new version if better.")] = "champion",
+    allow: Annotated[list[str] | None, typer.Option(
+        metavar="LABEL",
+        help="Also admit trials labelled underfit|overfit|nonconvergent|undiagnosed|pruned (repeatable).",
+    )] = None,
+    force: Annotated[bool, typer.Option(help="Move the alias even if its holder scores better.")] = False,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -299,8 +301,9 @@ def promote(
 
         typer.echo(json.dumps(res.to_dict(), default=str))
         return
-    typer.echo(f"chose trial {res.trial} (run {res.run_id}): test accuracy {res.metrics['test_accuracy']:.4f}, "
-               f"test log loss {res.metrics['test_loss']:.4f}")
+    scores = res.metrics
+    typer.echo(f"chose trial {res.trial} (run {res.run_id}): test accuracy {scores['test_accuracy']:.4f}, "
+               f"test log loss {scores['test_loss']:.4f}")
     for p in res.passed_over:
         typer.echo(f"  passed over trial {p.trial} (run {p.run_id}): {p.reason}")
     state = "registered as" if res.created else "already registered as"
@@ -308,8 +311,8 @@ def promote(
     if res.incumbent_metrics:
         typer.echo(f"  {res.alias!r} held version {res.incumbent_version}: test accuracy "
                    f"{res.incumbent_metrics['test_accuracy']:.4f} on the same rows")
-    typer.echo(f"alias {res.alias!r} {'moved to' if res.alias_moved else 'not moved to'} version {res.version}: "
-               + res.message.split(": ", 1)[-1])
+    moved = "moved to" if res.alias_moved else "not moved to"
+    typer.echo(f"alias {res.alias!r} {moved} version {res.version}: {res.reason}")
     typer.echo(f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}@{res.alias}")'
                if res.alias_moved or res.incumbent_version == res.version else
                f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}/{res.version}")')

@@ -154,7 +154,7 @@ def stratified_take(y: np.ndarray, fraction: float, rng: np.random.Generator) ->
     keep: list[np.ndarray] = []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        n = max(min(2, len(idx)), int(round(fraction * len(idx))))
+        n = max(min(2, len(idx)), round(fraction * len(idx)))
         keep.append(rng.choice(idx, size=n, replace=False))
     return np.sort(np.concatenate(keep))
 

@@ -49,6 +49,8 @@ class Network(nn.Module):
         super().__init__()
         self.body = body
         self.standardise = mean.size > 0
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
         self.shape = shape
@@ -71,8 +73,9 @@ class Probabilities(nn.Module):
 
 
 def _activation(name: str) -> nn.Module:
-    return {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU,
-            "elu": nn.ELU, "sigmoid": nn.Sigmoid}[name]()
+    kinds: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU,
+                                         "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid}
+    return kinds[name]()
 
 
 def mlp(cfg: TrainConfig, spec: InputSpec) -> nn.Module:

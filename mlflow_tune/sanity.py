@@ -70,14 +70,14 @@ def sanity_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         elif isinstance(module, nn.RNNBase):
             module.dropout = 0.0
     opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
-    accuracy, step = 0.0, 0
-    for step in range(1, OVERFIT_STEPS + 1):
+    accuracy, taken = 0.0, 0
+    for taken in range(1, OVERFIT_STEPS + 1):  # noqa: B007 (the count is reported)
         logits = probe(xb)
         loss = nn.functional.cross_entropy(logits, yb)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         accuracy = float((logits.argmax(1) == yb).float().mean())
         if accuracy >= 1.0:
             break
-    return SanityReport(initial, math.log(n_classes), accuracy, step)
+    return SanityReport(initial, math.log(n_classes), accuracy, taken)

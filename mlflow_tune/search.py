@@ -23,8 +23,8 @@ from mlflow_tune.progress import SearchListener
 from mlflow_tune.settings import SearchSettings
 from mlflow_tune.space import Space
 from mlflow_tune.suggest import Suggester
-from mlflow_tune.trial import Board, TrialOutcome, TrialSpec, run_trial
 from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger
+from mlflow_tune.trial import Board, TrialOutcome, TrialSpec, run_trial
 
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 
@@ -44,6 +44,7 @@ class Level:
     restored: list[TrialOutcome] = field(default_factory=list)
     first_tid: int = 0
     points: list[dict[str, Any]] | None = None   # exact configurations instead of a suggester
+    last_tid: int = -1                            # highest trial number used so far (interrupted too)
 
 
 @dataclass
@@ -130,36 +131,36 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
             board.curves[o.tid] = [v if s.mode == "min" else -v for v in (m.value for m in history)]
     stops = _Stops(s, level.max_trials, level.restored)
     outcomes = list(level.restored)
-    next_tid = max([level.first_tid - 1, *(o.tid for o in level.restored)]) + 1
+    # Numbers are never reused: an interrupted trial keeps its number, its re-run gets a new one.
+    next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
     running: dict[Future[TrialOutcome], TrialSpec] = {}
     stopped_by = ""
     executor, shared = make_executor(s.executor, s.parallel, board)
     shared.curves.update(board.curves)
     board = shared
     try:
-        with sigterm_as_interrupt():
-            while True:
-                while len(running) < s.parallel and not (stopped_by := stops.reason()):
-                    params = suggester.ask(next_tid)
-                    if params is None:
-                        stopped_by = "grid_exhausted"
-                        break
-                    spec = _start_trial(level, next_tid, params, board)
-                    listener.trial_started(spec.tid, params)
-                    running[executor.submit(run_trial, spec, board)] = spec
-                    stops.started += 1
-                    next_tid += 1
-                if not running:
+        while True:
+            while len(running) < s.parallel and not (stopped_by := stops.reason()):
+                params = suggester.ask(next_tid)
+                if params is None:
+                    stopped_by = "grid_exhausted"
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = _collect(future, running.pop(future))
-                    if outcome.status == "interrupted":   # Ctrl-C reached the trial first
-                        raise KeyboardInterrupt
-                    suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
-                    stops.update(outcome)
-                    outcomes.append(outcome)
-                    listener.trial_finished(outcome, best_trial(outcomes))
+                spec = _start_trial(level, next_tid, params, board)
+                listener.trial_started(spec.tid, params)
+                running[executor.submit(run_trial, spec, board)] = spec
+                stops.started += 1
+                next_tid += 1
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = _collect(future, running.pop(future))
+                if outcome.status == "interrupted":   # Ctrl-C reached the trial first
+                    raise KeyboardInterrupt
+                suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
+                stops.update(outcome)
+                outcomes.append(outcome)
+                listener.trial_finished(outcome, best_trial(outcomes))
     except KeyboardInterrupt:
         executor.abort()
         for spec in running.values():
@@ -180,7 +181,8 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], board: Board) -
                             tags={TAG + "role": "trial", TAG + "trial": str(tid), **level.tags})
     return TrialSpec(tid, child.run_id, level.tracking_uri, values, dict(params), s.metric, s.mode,
                      s.pruning, s.pruning_warmup, s.min_trials_for_pruning, s.asha_reduction,
-                     s.top_k_models, s.project, s.entry_point, s.env_manager)
+                     s.top_k_models, s.project, s.entry_point, s.env_manager,
+                     background_files=s.parallel <= 1 and not s.project)
 
 
 def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:
@@ -221,13 +223,17 @@ def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]
 
 
 def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: Collection[str],
-                   settings: SearchSettings) -> list[TrialOutcome]:
-    """Finished trials of a level, read back from MLflow; runs left RUNNING by a killed process end KILLED."""
-    restored = []
+                   settings: SearchSettings) -> tuple[list[TrialOutcome], int]:
+    """Finished trials of a level read back from MLflow, and the highest trial number used.
+
+    Runs left RUNNING by a killed process are ended KILLED (outcome interrupted).
+    """
+    restored, last_tid = [], -1
     for run in child_runs(client, experiment_id, parent_run_id):
         tags, tid = run.data.tags, int(run.data.tags.get(TAG + "trial", "-1"))
         if tags.get(TAG + "role") != "trial" or tid < 0:
             continue
+        last_tid = max(last_tid, tid)
         outcome = tags.get(TAG + "outcome", "")
         if outcome not in FINAL:
             if run.info.status == "RUNNING":
@@ -239,7 +245,7 @@ def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: C
         restored.append(TrialOutcome(tid, run.info.run_id, outcome, objective, loss,
                                      tags.get(TAG + "diagnosis", ""), 0, tags.get(TAG + "error", ""),
                                      params))
-    return restored
+    return restored, last_tid
 
 
 def check_resumable(client: Any, run_id: str) -> Any:

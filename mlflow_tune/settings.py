@@ -17,7 +17,7 @@ ALGOS = ("tpe", "random", "anneal", "grid")
 PRUNERS = ("none", "median", "asha")
 METRICS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 MODES = ("min", "max")
-EXECUTORS = ("process", "thread", "spark", "project")
+EXECUTORS = ("process", "thread", "project")
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
@@ -55,7 +55,7 @@ class SearchSettings:
     no_progress: int = 0              # stop after this many trials without improvement; 0 = off
     target: float | None = None       # stop once the objective reaches this value
     top_k_models: int = 3             # trials whose full MLflow model is logged
-    executor: str = "process"         # process | thread | spark | project (an MLflow Project run)
+    executor: str = "process"         # process | thread | project (an MLflow Project run)
     project: str = ""                 # project URI for executor=project
     entry_point: str = "train"
     env_manager: str = "local"

@@ -32,11 +32,6 @@ class StagePlan:
     points: tuple[dict[str, Any], ...] = ()    # retrain stages: exact configurations to run
 
 
-def first_tid(tune: TuneConfig, index: int) -> int:
-    """Trial numbers are unique across stages: stage i starts after every earlier stage's budget."""
-    return sum(stage_budget(s) for s in tune.stages[:index])
-
-
 def stage_budget(stage: StageSettings) -> int:
     return stage.retrain * stage.seeds if stage.retrain else stage.max_trials
 
@@ -52,7 +47,9 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
     stage = tune.stages[index]
     base = {**tune.train, **stage.train_overrides}
     if stage.retrain:
-        configs = [o.params for o in top_trials(previous, stage.retrain)]
+        # A stage that tuned only `params` held the rest at the best so far: retrain with those too.
+        held = {k: v for k, v in best_so_far.items() if k in tune.space}
+        configs = [{**held, **o.params} for o in top_trials(previous, stage.retrain)]
         points = tuple({**cfg, "seed": seed} for cfg in configs for seed in range(stage.seeds))
         names = sorted({k for p in points for k in p})
         return StagePlan(previous_space, base, (f"retrain top {len(configs)} x {stage.seeds} seeds",),
@@ -86,13 +83,14 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
     existing = _stage_runs(parent, experiment_id) if resumed else {}
     everything: list[TrialOutcome] = []
     previous: list[TrialOutcome] = []
-    previous_space, best_so_far = tune.space, {}
+    previous_space, best_so_far = tune.space, dict[str, Any]()
+    top_tid = -1   # trial numbers are unique across stages: each stage continues after the last
     for index, stage in enumerate(tune.stages):
         plan = plan_stage(tune, index, previous, best_so_far, previous_space)
         # A retrain measures spread over seeds: pruning would cut exactly the runs it needs.
         settings = dataclasses.replace(tune.search, algo="grid" if stage.retrain else stage.algo,
-                                       **({"pruning": "none"} if stage.retrain else {}))
-        run, restored = _open_stage(parent, experiment_id, index, stage, plan, existing, settings)
+                                       pruning="none" if stage.retrain else tune.search.pruning)
+        run, restored, last_tid = _open_stage(parent, experiment_id, index, stage, plan, existing, settings)
         listener.search_started(stage.name, stage_budget(stage))
         for reason in plan.reasons:
             listener.message(f"[{stage.name}] {reason}")
@@ -101,10 +99,12 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
         else:
             level = Level(run, experiment_id, tracking_uri, plan.space, plan.base, settings,
                           stage_budget(stage), tags={TAG + "stage": str(index)}, restored=restored,
-                          first_tid=first_tid(tune, index), points=list(plan.points) or None)
+                          first_tid=top_tid + 1, points=list(plan.points) or None,
+                          last_tid=last_tid)
             result = run_level(level, listener)
             _summarise_stage(run, stage, result)
         everything += result.outcomes
+        top_tid = max([top_tid, last_tid, *(o.tid for o in result.outcomes)])
         if result.interrupted:
             run.end("KILLED")
             return LevelResult(everything, "interrupted", interrupted=True,
@@ -122,16 +122,16 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
 
 
 def _open_stage(parent: RunLogger, experiment_id: str, index: int, stage: StageSettings, plan: StagePlan,
-                existing: dict[int, Any], settings: Any) -> tuple[RunLogger, list[TrialOutcome]]:
+                existing: dict[int, Any], settings: Any) -> tuple[RunLogger, list[TrialOutcome], int]:
     """The stage's run: resumed (with its finished trials) or new (with its plan logged)."""
     names: Any = sorted({k for p in plan.points for k in p}) if plan.points else plan.space
     if index in existing:
         run = RunLogger(parent.client, existing[index].info.run_id)
         status = existing[index].info.status
-        restored = restore_trials(parent.client, experiment_id, run.run_id, names, settings)
+        restored, last_tid = restore_trials(parent.client, experiment_id, run.run_id, names, settings)
         if status != "FINISHED":
             parent.client.update_run(run.run_id, status="RUNNING")
-        return run, restored
+        return run, restored, last_tid
     run = RunLogger.start(parent.client, experiment_id, name=f"stage-{index}-{stage.name}",
                           parent_run_id=parent.run_id,
                           tags={TAG + "role": "stage", TAG + "stage": str(index)})
@@ -144,7 +144,7 @@ def _open_stage(parent: RunLogger, experiment_id: str, index: int, stage: StageS
                  "stage_plan.json")
     if plan.reasons:
         run.set_tags({TAG + "adjustments": "; ".join(plan.reasons)[:5000]})
-    return run, []
+    return run, [], -1
 
 
 def _summarise_stage(run: RunLogger, stage: StageSettings, result: LevelResult) -> None:
@@ -166,15 +166,17 @@ def retrain_table(outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
     """Mean and spread of the objective per configuration over its seeds, best mean first."""
     groups: dict[str, list[TrialOutcome]] = {}
     for o in outcomes:
-        key = json.dumps({k: v for k, v in sorted(o.params.items()) if k != "seed"})
+        # str(): trials restored from MLflow on resume carry their params as strings
+        key = json.dumps({k: str(v) for k, v in sorted(o.params.items()) if k != "seed"})
         groups.setdefault(key, []).append(o)
     rows = []
-    for key, runs in groups.items():
+    for runs in groups.values():
         values = [o.objective for o in runs if o.objective is not None]
         losses = [o.loss for o in runs if o.loss is not None]
         if not values:
             continue
-        rows.append({"params": json.loads(key), "seeds": len(values), "mean": statistics.fmean(values),
+        params = {k: v for k, v in runs[0].params.items() if k != "seed"}
+        rows.append({"params": params, "seeds": len(values), "mean": statistics.fmean(values),
                      "std": statistics.pstdev(values), "mean_loss": statistics.fmean(losses),
                      "run_ids": [o.run_id for o in runs]})
     return sorted(rows, key=lambda r: r["mean_loss"])

@@ -92,8 +92,8 @@ class Suggester:
 
         for doc in self._trials._dynamic_trials:
             if doc["tid"] == tid:
-                ok = loss is not None and np.isfinite(loss)
-                doc["result"] = {"loss": float(loss), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
+                ok = loss is not None and bool(np.isfinite(loss))
+                doc["result"] = {"loss": float(loss or 0.0), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
                 doc["state"] = JOB_STATE_DONE
         self._trials.refresh()
 
@@ -104,8 +104,11 @@ class Suggester:
             return
         from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
-        ok = loss is not None and np.isfinite(loss)
-        result = {"loss": float(loss), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
+        # Consume the seed ask() drew for this trial: otherwise a resumed random (or still-random
+        # TPE start-up) search draws the same seeds again and repeats the first trials' params.
+        self.rng.integers(2**31 - 1)
+        ok = loss is not None and bool(np.isfinite(loss))
+        result = {"loss": float(loss or 0.0), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
         misc = {"tid": tid, "cmd": self._domain.cmd, "workdir": None,
                 "idxs": {name: [tid] for name in self.space.names},
                 "vals": self.space.to_hyperopt_vals(params)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,14 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.callbacks import TrainCallback
 from mlflow_tune.config import TrainConfig
+from mlflow_tune.finisher import RunFiles
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from mlflow import MlflowClient
 
+    from mlflow_tune.callbacks import EpochRecord
     from mlflow_tune.data import DataSplits
     from mlflow_tune.diagnostics import Diagnosis
+    from mlflow_tune.finisher import Finisher
     from mlflow_tune.models import Network
-    from mlflow_tune.callbacks import EpochRecord
     from mlflow_tune.training import TrainResult
 
 DEFAULT_STORE = "mlflow.db"
@@ -75,8 +78,9 @@ def finite(metrics: Mapping[str, float]) -> dict[str, float]:
 class RunLogger:
     """A handle on one MLflow run: batched writes, artifacts from memory, termination."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    def __init__(self, client: MlflowClient, run_id: str, fresh: bool = False):
         self.client, self.run_id = client, run_id
+        self.fresh = fresh   # created by us just now: no params logged yet
 
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, *, name: str | None = None,
@@ -85,7 +89,7 @@ class RunLogger:
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=name, tags=all_tags)
-        return cls(client, run.info.run_id)
+        return cls(client, run.info.run_id, fresh=True)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -95,12 +99,30 @@ class RunLogger:
             self.client.log_batch(self.run_id, params=items[i:i + _BATCH], synchronous=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
+        self.log_batch([(k, v, step) for k, v in metrics.items()])
+
+    def log_batch(self, metrics: Iterable[tuple[str, float, int]] = (), params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """Metrics (key, value, step), params and tags in one write: one database commit."""
+        from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+        batch = [Metric(k, float(v), now, step) for k, v, step in metrics]
+        items = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        if not (batch or items or labels):
+            return
+        # MLflow takes at most 1000 metrics, 100 params and 100 tags per call.
+        for i in range(0, max(len(batch), 1), 1000):
+            first = i == 0
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000], params=items[:_BATCH] if first else [],
+                                  tags=labels[:_BATCH] if first else [], synchronous=True)
+        if len(items) > _BATCH or len(labels) > _BATCH:
+            self.log_params(dict((p.key, p.value) for p in items[_BATCH:]))
+            self.set_tags(dict((t.key, t.value) for t in labels[_BATCH:]))
+
+    def log_dir(self, local: str | Path, folder: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local), folder)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -121,22 +143,47 @@ class RunLogger:
         return str(self.client.get_run(self.run_id).info.status)
 
 
+def model_code_paths(model: Network) -> list[str]:
+    """Source the pickled model needs to load anywhere: this package, and a user's model module."""
+    import inspect
+
+    import mlflow_tune
+
+    paths = [str(Path(mlflow_tune.__file__).parent)]
+    module = inspect.getmodule(type(model.body))
+    source = getattr(module, "__file__", None)
+    if source and not str(source).startswith(paths[0]) and "site-packages" not in str(source):
+        paths.append(str(source))
+    return paths
+
+
 def log_pytorch_model(run: RunLogger, model: Network, example: Any) -> str:
-    """Log `model` (raw rows in, class probabilities out) as an MLflow PyTorch model; returns its URI.
-
-    pip requirements are given explicitly: inferring them spawns a subprocess that costs
-    ~8 s per model, and the pt2 graph needs nothing but torch to load.
-    """
-    import mlflow
-    import torch
-
+    """Log `model` (raw rows in, class probabilities out) as an MLflow PyTorch model; returns its URI."""
     from mlflow_tune.models import Probabilities
 
-    version = torch.__version__.split("+")[0]
-    exported = Probabilities(model).cpu().eval()
+    return log_exported_model(run, Probabilities(model).cpu().eval(), example)
+
+
+def log_exported_model(run: RunLogger, exported: Any, example: Any) -> str:
+    """Pickle format with the package's code inside the model (code_paths): exporting a pt2 graph
+    costs ~1 s per model on CPU, more than training a small trial. Requirements and signature are
+    given explicitly because inferring requirements spawns a subprocess that costs ~8 s.
+    """
+    import cloudpickle
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    with torch.no_grad():
+        output = exported(torch.as_tensor(example)).numpy()
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
+                    f"cloudpickle=={cloudpickle.__version__}"]
     with _resumed(run):
         info = mlflow.pytorch.log_model(exported, name="model", input_example=example,
-                                        pip_requirements=[f"torch=={version}"])
+                                        signature=infer_signature(example, output),
+                                        pip_requirements=requirements, serialization_format="pickle",
+                                        code_paths=model_code_paths(exported.network))
     return str(info.model_uri)
 
 
@@ -164,74 +211,84 @@ class _resumed:
 
 
 class MlflowCallback(TrainCallback):
-    """Training callback that writes one run: params, per-epoch metrics, plots, checkpoint, model."""
+    """Training callback that writes one run: params, per-epoch metrics, curves, checkpoint, model.
+
+    Numbers go synchronously, in few commits; files and the model go to `finisher` (by default
+    the background one), so the training loop never waits for them. `model_uri()` waits.
+    """
 
     def __init__(self, run: RunLogger, *, role: str = "train", log_model: bool = True,
-                 plot_every_seconds: float = 30.0, extra_tags: Mapping[str, str] | None = None,
-                 terminate: bool = True):
+                 plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
+                 extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
+                 finisher: Finisher | None = None):
         self.run, self.role, self.log_model = run, role, log_model
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
-        self._last_plot = time.monotonic()
-        self.model_uri = ""
+        self.flush_every = flush_every_seconds
+        self.finisher = finisher
+        self._last_plot = self._last_flush = time.monotonic()
+        self._pending: list[tuple[str, float, int]] = []
+        self._files: Future[str] | None = None
+
+    def _submit(self, job: RunFiles) -> Future[str]:
+        from mlflow_tune.finisher import shared
+
+        return (self.finisher or shared()).submit(job)
+
+    def model_uri(self) -> str:
+        """The logged model's URI, once its job is done ("" when no model was logged)."""
+        return self._files.result() if self._files is not None else ""
 
     def on_train_start(self, config: TrainConfig, data: DataSplits, model: Network) -> None:
-        self.run.log_params(config.to_params())
+        params = config.to_params()
+        if not self.run.fresh:
+            # Under `mlflow run` the project already logged its parameters (shell-quoted, e.g. "''",
+            # or as typed, e.g. "1e-2"); MLflow refuses to change a param, so log only the missing ones.
+            logged = self.run.client.get_run(self.run.run_id).data.params
+            params = {k: v for k, v in params.items() if k not in logged}
         n_params = sum(p.numel() for p in model.parameters())
-        self.run.set_tags({TAG + "role": self.role, TAG + "n_classes": data.n_classes,
-                           TAG + "n_parameters": n_params, TAG + "train_rows": len(data.train),
-                           **self.extra_tags})
+        self.run.log_batch(params=params, tags={
+            TAG + "role": self.role, TAG + "n_classes": data.n_classes, TAG + "n_parameters": n_params,
+            TAG + "train_rows": len(data.train), **self.extra_tags})
 
     def on_sanity(self, report: Any) -> None:
-        self.run.log_metrics(finite({"sanity_initial_loss": report.initial_loss,
-                                     "sanity_expected_loss": report.expected_loss,
-                                     "sanity_overfit_accuracy": report.overfit_accuracy}))
-        self.run.set_tags({TAG + "sanity": "passed" if report.passed else "failed",
-                           TAG + "sanity.detail": report.summary()})
+        self.run.log_batch([(k, v, 0) for k, v in finite({
+            "sanity_initial_loss": report.initial_loss, "sanity_expected_loss": report.expected_loss,
+            "sanity_overfit_accuracy": report.overfit_accuracy}).items()],
+            tags={TAG + "sanity": "passed" if report.passed else "failed", TAG + "sanity.detail": report.summary()})
 
     def on_epoch_end(self, record: EpochRecord, history: Any) -> str | None:
-        self.run.log_metrics(finite(record.metrics()), step=record.epoch)
-        # Refreshing the figure costs ~0.1 s, so do it on a wall-clock period, not per epoch.
-        if time.monotonic() - self._last_plot >= self.plot_every:
-            self._plot(history)
+        # Each write is a database commit (~5-40 ms on SQLite, more than a small model's epoch),
+        # so epochs are sent in one batch every `flush_every` seconds; steps stay per epoch.
+        self._pending += [(k, v, record.epoch) for k, v in finite(record.metrics()).items()]
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_every:
+            self.run.log_batch(self._pending)
+            self._pending, self._last_flush = [], now
+        if now - self._last_plot >= self.plot_every:   # a long run's curves, refreshed while it trains
+            self._submit(RunFiles(self.run.client.tracking_uri, self.run.run_id, tuple(history)))
+            self._last_plot = now
         return None
 
-    def _plot(self, history: Iterable[EpochRecord]) -> None:
-        from mlflow_tune.report import learning_curve_png
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "learning_curves.png"
-            learning_curve_png(list(history), path, title=self.run.run_id[:8])
-            self.run.log_file(path)
-        self._last_plot = time.monotonic()
-
     def on_train_end(self, result: TrainResult) -> None:
-        self.run.log_metrics(finite(result.final_metrics()), step=max(0, len(result.history) - 1))
-        self._plot(result.history)
-        self._log_history_and_checkpoint(result)
-        if self.log_model and result.best_state:
-            self.model_uri = log_pytorch_model(self.run, result.model, result.data.test.x[:5]
-                                               if len(result.data.test) else result.data.val.x[:5])
-            self.run.set_tags({TAG + "model_uri": self.model_uri})
-        tags = {TAG + "status": result.status, "mlflow.note.content": describe(result)}
+        from mlflow_tune.finisher import serialise_checkpoint, serialise_model
+        from mlflow_tune.models import Probabilities
+
+        tags = {TAG + "status": result.status, "mlflow.note.content": describe(result),
+                **diagnosis_tags(result.diagnosis)}
         if result.stop_reason:
             tags[TAG + "stop_reason"] = result.stop_reason[:500]
-        tags.update(diagnosis_tags(result.diagnosis))
-        self.run.set_tags(tags)
-        if self.terminate:
-            self.run.end(run_status(result))
-
-    def _log_history_and_checkpoint(self, result: TrainResult) -> None:
-        import torch
-
-        header = "epoch," + ",".join(result.history[0].metrics()) if result.history else "epoch"
-        rows = [",".join([str(r.epoch), *(f"{v:.6g}" for v in r.metrics().values())]) for r in result.history]
-        self.run.log_text("\n".join([header, *rows]) + "\n", "metrics_history.csv")
-        if result.best_state:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "best_checkpoint.pt"
-                torch.save({"state_dict": result.best_state, "epoch": result.best_epoch,
-                            "config": result.config.to_params()}, path)
-                self.run.log_file(path, "checkpoints")
+        last = max(0, len(result.history) - 1)
+        final = [(k, v, last) for k, v in finite(result.final_metrics()).items()]
+        self.run.log_batch([*self._pending, *final], tags=tags)
+        self._pending = []
+        checkpoint = serialise_checkpoint({"state_dict": result.best_state, "epoch": result.best_epoch,
+                                           "config": result.config.to_params()}) if result.best_state else b""
+        with_model = self.log_model and bool(result.best_state)
+        example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
+        self._files = self._submit(RunFiles(
+            self.run.client.tracking_uri, self.run.run_id, tuple(result.history), checkpoint,
+            serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
+            example if with_model else None, run_status(result) if self.terminate else ""))
 
 
 def run_status(result: TrainResult) -> str:

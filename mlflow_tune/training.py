@@ -156,7 +156,7 @@ def _train_epoch(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
         logits = model(xb)
         loss = nn.functional.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         # clip_grad_norm_ returns the pre-clip global norm, which is the number worth logging.
         norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if not (math.isfinite(norm) and bool(torch.isfinite(loss))):

@@ -15,7 +15,7 @@ from typing import Any
 from mlflow_tune.callbacks import EpochRecord, TrainCallback
 from mlflow_tune.config import from_mapping
 from mlflow_tune.pruning import make_pruner
-from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, finite, log_pytorch_model
+from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, finite
 
 OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
 
@@ -37,6 +37,7 @@ class TrialSpec:
     project: str = ""               # run as an MLflow Project instead of in-process
     entry_point: str = "train"
     env_manager: str = "local"
+    background_files: bool = False  # write files/model in the background helper process (inline runs)
 
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""
@@ -119,12 +120,15 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
 
 
 def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOutcome:
+    from mlflow_tune.finisher import Finisher, RunFiles, serialise_model, shared
+    from mlflow_tune.models import Probabilities
     from mlflow_tune.training import train_model
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
+    finisher = shared() if spec.background_files else Finisher(background=False)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False,
-                             extra_tags={TAG + "trial": str(spec.tid)})
+                             extra_tags={TAG + "trial": str(spec.tid)}, finisher=finisher)
     result = train_model(cfg, [pruning, tracker])
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
@@ -134,17 +138,21 @@ def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
     else:
         status = "completed"
     loss = spec.oriented(objective) if objective is not None else None
-    if loss is not None:
+    model = b""
+    metrics: dict[str, float] = {}
+    if loss is not None and objective is not None:
         board.losses[spec.tid] = loss
-        run.log_metrics(finite({"objective": objective, "loss": loss}), step=len(result.history))
+        metrics = finite({"objective": objective, "loss": loss})
         # The full model is expensive (export, environment); keep it for the top-k trials so far,
         # which always includes the eventual winner at the moment it finishes.
         if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
-            uri = log_pytorch_model(run, result.model, result.data.val.x[:5])
-            run.set_tags({TAG + "model_uri": uri})
+            model = serialise_model(Probabilities(result.model).cpu().eval())
     diagnosis = result.diagnosis.label if result.diagnosis else ""
-    run.set_tags({TAG + "outcome": status, **({TAG + "pruned": "true"} if status == "pruned" else {})})
-    run.end({"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
+    run.log_batch([(k, v, len(result.history)) for k, v in metrics.items()],
+                  tags={TAG + "outcome": status, **({TAG + "pruned": "true"} if status == "pruned" else {})})
+    finisher.submit(RunFiles(spec.tracking_uri, spec.run_id, model=model,
+                             example=result.data.val.x[:5] if model else None,
+                             status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params)
 
@@ -153,9 +161,9 @@ def _finish_project(spec: TrialSpec, run: RunLogger) -> TrialOutcome:
     """Run the trial as an MLflow Project in the pre-created run, then read the objective back."""
     import mlflow.projects
 
-    submitted = mlflow.projects.run(spec.project, entry_point=spec.entry_point,
-                                    parameters={k: str(v) for k, v in spec.config.items()},
-                                    env_manager=spec.env_manager, run_id=spec.run_id, synchronous=False)
+    submitted = mlflow.projects.run(  # type: ignore[no-untyped-call]
+        spec.project, entry_point=spec.entry_point, parameters={k: str(v) for k, v in spec.config.items()},
+        env_manager=spec.env_manager, run_id=spec.run_id, synchronous=False)
     ok = submitted.wait()
     client = run.client
     history = [m.value for m in client.get_metric_history(spec.run_id, spec.metric)]

@@ -5,11 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_tune.finisher import drain
 from mlflow_tune.progress import SearchListener
-from mlflow_tune.search import Level, LevelResult, check_resumable, restore_trials, run_level
+from mlflow_tune.search import (
+    Level,
+    LevelResult,
+    check_resumable,
+    restore_trials,
+    run_level,
+    sigterm_as_interrupt,
+)
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
@@ -52,32 +61,43 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         parent = RunLogger(client, resume)
         client.update_run(resume, status="RUNNING")
         parent.set_tags({TAG + "resumed": "true"})
+    elif os.environ.get("MLFLOW_RUN_ID"):   # under `mlflow run . -e search`: that run is the search
+        parent = RunLogger(client, os.environ["MLFLOW_RUN_ID"])
+        experiment_id = str(client.get_run(parent.run_id).info.experiment_id)
+        parent.set_tags({TAG + "role": "search"})
+        log_setup(parent, tune)
     else:
         experiment_id = ensure_experiment(client, tune.experiment)
         parent = RunLogger.start(client, experiment_id, name=f"search-{tune.search.algo}",
                                  tags={TAG + "role": "search"})
         log_setup(parent, tune)
-    try:
-        if tune.stages:
-            from mlflow_tune.stages import run_stages
-
-            result = run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=bool(resume))
-        else:
-            restored = restore_trials(client, experiment_id, parent.run_id, tune.space.names, tune.search) \
-                if resume else []
-            listener.search_started("search", tune.search.max_trials)
-            level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
-                          tune.search, tune.search.max_trials, restored=restored)
-            result = run_level(level, listener)
-    except BaseException as exc:
-        parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
-        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        listener.search_finished()
-    outcome = summarise(parent, result, experiment_id)
-    parent.end("KILLED" if result.interrupted else "FINISHED")
+    with sigterm_as_interrupt():
+        try:
+            result = _run(tune, parent, experiment_id, client, listener, bool(resume))
+            drain()   # trials' files and models are in before the summary reads them
+        except BaseException as exc:
+            parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+            parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        finally:
+            listener.search_finished()
+        outcome = summarise(parent, result, experiment_id)
+        parent.end("KILLED" if result.interrupted else "FINISHED")
     return outcome
+
+
+def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, listener: SearchListener,
+         resumed: bool) -> LevelResult:
+    if tune.stages:
+        from mlflow_tune.stages import run_stages
+
+        return run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=resumed)
+    restored, last_tid = restore_trials(client, experiment_id, parent.run_id, tune.space.names,
+                                        tune.search) if resumed else ([], -1)
+    listener.search_started("search", tune.search.max_trials)
+    level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
+                  tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid)
+    return run_level(level, listener)
 
 
 def log_setup(parent: RunLogger, tune: TuneConfig) -> None:

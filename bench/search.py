@@ -1,0 +1,240 @@
+"""Search benchmark: mlflow-tune against the tools people use, one process, one workload.
+
+(a) wall time of 8 fixed grid trials (digits, mlp, 15 epochs) through
+    - the bare loop (`train_model`, no MLflow)              <- the baseline
+    - mlflow-tune (`tune.search`, algo grid, parallel 1, pruning none, top_k_models 1)
+    - one `mlflow run . -e train` per trial (MLflow's hyperparam example pattern)
+    - Optuna (GridSampler) with MLflow's `mlflow.optuna.MlflowStorage`
+(b) training epochs spent until the first trial reaching a target validation accuracy:
+    mlflow-tune (TPE + pruning, `target=`) vs plain hyperopt `fmin` TPE with fixed epochs,
+    over 3 seeds, on the same space.
+
+Every trainer runs with torch num_threads 1. Run: `python bench/search.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = {"lr": [1e-3, 3e-3], "hidden_units": [64, 128], "dropout": [0.0, 0.2]}
+FIXED = {"dataset": "digits", "model": "mlp", "num_threads": 1, "seed": 0}
+SPACE_B = {"lr": {"loguniform": [1e-4, 1]}, "hidden_units": {"int": [16, 256]},
+           "dropout": {"uniform": [0.0, 0.7]}, "optimizer": {"choice": ["adam", "rmsprop", "momentum"]}}
+SEEDS = (0, 1, 2)
+
+
+def grid_configs() -> list[dict[str, Any]]:
+    return [{"lr": a, "hidden_units": b, "dropout": c}
+            for a in GRID["lr"] for b in GRID["hidden_units"] for c in GRID["dropout"]]
+
+
+def fresh_store(tmp: Path, name: str, template: Path) -> str:
+    """A migrated SQLite store (schema creation is a one-off cost, not the method's)."""
+    path = tmp / f"{name}.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+# ---------------------------------------------------------------- (a) wall time
+
+def run_bare(epochs: int) -> float:
+    from mlflow_tune.config import from_mapping
+    from mlflow_tune.training import train_model
+
+    tic = time.perf_counter()
+    for params in grid_configs():
+        train_model(from_mapping({**FIXED, "epochs": epochs, **params}), guard=False)
+    return time.perf_counter() - tic
+
+
+def run_tune(uri: str, epochs: int) -> float:
+    from mlflow_tune.tune import search
+    from mlflow_tune.tunefile import parse_tune_config
+
+    tune = parse_tune_config({
+        "experiment": "bench-tune", "train": {**FIXED, "epochs": epochs},
+        "space": {k: {"choice": v} for k, v in GRID.items()},
+        "search": {"algo": "grid", "max_trials": 8, "parallel": 1, "pruning": "none", "top_k_models": 1}})
+    tic = time.perf_counter()
+    out = search(tune, tracking_uri=uri)
+    seconds = time.perf_counter() - tic
+    assert out.counts["trials"] == 8, out.counts
+    return seconds
+
+
+def run_mlflow_projects(uri: str, epochs: int, n: int) -> float:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": "bench-mlflow-run"}
+    tic = time.perf_counter()
+    for params in grid_configs()[:n]:
+        values = {**FIXED, "epochs": epochs, **params}
+        cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "train", "--env-manager", "local",
+               *[a for k, v in values.items() for a in ("-P", f"{k}={v}")]]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - tic) * 8 / n
+
+
+def run_optuna(uri: str, epochs: int) -> tuple[float, str]:
+    import mlflow
+    import optuna
+
+    from mlflow_tune.callbacks import TrainCallback
+    from mlflow_tune.config import from_mapping
+    from mlflow_tune.training import train_model
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("bench-optuna")
+    try:
+        from mlflow.optuna import MlflowStorage
+
+        storage: Any = MlflowStorage(experiment_id=experiment_id)
+        how = "optuna + mlflow.optuna.MlflowStorage"
+    except ImportError:   # older MLflow: in-memory study, metrics logged by hand
+        storage, how = None, "optuna (in-memory) + mlflow.log_metrics"
+
+    class Report(TrainCallback):
+        def __init__(self, trial: Any):
+            self.trial = trial
+
+        def on_epoch_end(self, record: Any, history: Any) -> None:
+            self.trial.report(record.val_loss, record.epoch)
+
+    def objective(trial: Any) -> float:
+        params = {k: trial.suggest_categorical(k, v) for k, v in GRID.items()}
+        cfg = from_mapping({**FIXED, "epochs": epochs, **params})
+        result = train_model(cfg, [Report(trial)], guard=False)
+        return result.best_val_loss
+
+    tic = time.perf_counter()
+    study = optuna.create_study(study_name="bench", storage=storage,
+                                sampler=optuna.samplers.GridSampler(GRID, seed=0))
+    study.optimize(objective, n_trials=8)
+    seconds = time.perf_counter() - tic
+    assert len(study.trials) == 8
+    return seconds, how
+
+
+# ---------------------------------------------------------------- (b) epochs to target
+
+def tune_epochs_to_target(uri: str, seed: int, epochs: int, target: float, budget: int,
+                          pruning: str) -> tuple[int, bool]:
+    from mlflow_tune.tune import search
+    from mlflow_tune.tunefile import parse_tune_config
+
+    tune = parse_tune_config({
+        "experiment": f"bench-target-{pruning}-{seed}", "train": {**FIXED, "epochs": epochs},
+        "space": SPACE_B,
+        "search": {"algo": "tpe", "max_trials": budget, "pruning": pruning, "metric": "val_accuracy",
+                   "target": target, "seed": seed, "top_k_models": 0, "pruning_warmup": 2,
+                   "min_trials_for_pruning": 3}})
+    out = search(tune, tracking_uri=uri)
+    trials = sorted(out.trials, key=lambda o: o.tid)
+    spent = 0
+    for o in trials:
+        spent += o.epochs
+        if o.status == "completed" and o.objective is not None and o.objective >= target:
+            return spent, True
+    return spent, False
+
+
+def hyperopt_epochs_to_target(seed: int, epochs: int, target: float, budget: int) -> tuple[int, bool]:
+    import numpy as np
+    from hyperopt import STATUS_OK, Trials, fmin, tpe
+
+    from mlflow_tune.config import from_mapping
+    from mlflow_tune.space import parse_space
+    from mlflow_tune.training import train_model
+
+    space = parse_space(SPACE_B)
+    spent = {"epochs": 0, "hit": False}
+
+    def objective(sample: dict[str, Any]) -> dict[str, Any]:
+        params = space.decode(sample)
+        result = train_model(from_mapping({**FIXED, "epochs": epochs, **params}), guard=False)
+        spent["epochs"] += len(result.history)
+        acc = result.best_val_accuracy if math.isfinite(result.best_val_loss) else 0.0
+        spent["hit"] = spent["hit"] or acc >= target
+        return {"loss": -acc, "status": STATUS_OK}
+
+    def stop(trials: Trials, *args: Any) -> tuple[bool, list[Any]]:
+        return bool(spent["hit"]), []
+
+    fmin(objective, space.to_hyperopt(), algo=tpe.suggest, max_evals=budget, trials=Trials(),
+         rstate=np.random.default_rng(seed), early_stop_fn=stop, show_progressbar=False)
+    return int(spent["epochs"]), bool(spent["hit"])
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--mlflow-run-trials", type=int, default=4, help="`mlflow run` trials (scaled to 8)")
+    parser.add_argument("--target", type=float, default=0.97)
+    parser.add_argument("--budget", type=int, default=40, help="max trials per search in (b)")
+    parser.add_argument("--pruning", default="median", choices=["median", "asha"])
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: a,b")
+    args = parser.parse_args()
+
+    import torch
+    from mlflow import MlflowClient
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    template = tmp / "template.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    from mlflow_tune.config import from_mapping
+    from mlflow_tune.training import train_model
+
+    train_model(from_mapping({**FIXED, "epochs": 1}), guard=False)   # warm caches (data, torch) for all
+
+    if "a" not in args.skip:
+        rows = [("bare loop (train_model, no MLflow)", run_bare(args.epochs))]
+        rows.append(("mlflow-tune search (grid, parallel 1)", run_tune(fresh_store(tmp, "tune", template),
+                                                                      args.epochs)))
+        seconds, how = run_optuna(fresh_store(tmp, "optuna", template), args.epochs)
+        rows.append((how, seconds))
+        n = args.mlflow_run_trials
+        rows.append((f"mlflow run per trial ({n} run, x{8 / n:g})",
+                     run_mlflow_projects(fresh_store(tmp, "projects", template), args.epochs, n)))
+        bare = rows[0][1]
+        print(f"\n(a) 8 grid trials, digits mlp, {args.epochs} epochs, num_threads 1")
+        print(f"{'method':48s} {'seconds':>8s} {'x bare':>7s}")
+        for name, sec in rows:
+            print(f"{name:48s} {sec:8.1f} {sec / bare:7.2f}")
+        print(f"target: mlflow-tune <= 1.15x bare -> {'MET' if rows[1][1] / bare <= 1.15 else 'NOT MET'}",
+              flush=True)
+
+    if "b" not in args.skip:
+        print(f"\n(b) epochs until the first trial with val_accuracy >= {args.target} "
+              f"(budget {args.budget} trials x {args.epochs} epochs)")
+        ours_name = "mlflow-tune tpe+" + args.pruning
+        print(f"{'seed':>4s} {'hyperopt fmin TPE':>18s} {ours_name:>22s} {'ratio':>6s}")
+        plain_all, tune_all = [], []
+        for seed in SEEDS:
+            plain, hit_p = hyperopt_epochs_to_target(seed, args.epochs, args.target, args.budget)
+            ours, hit_t = tune_epochs_to_target(fresh_store(tmp, f"b{seed}", template), seed, args.epochs,
+                                                args.target, args.budget, args.pruning)
+            plain_all.append(plain)
+            tune_all.append(ours)
+            print(f"{seed:4d} {plain:>17d}{'' if hit_p else '*'} {ours:>21d}{'' if hit_t else '*'} "
+                  f"{ours / plain:6.2f}", flush=True)
+        mp, mt = sum(plain_all) / len(SEEDS), sum(tune_all) / len(SEEDS)
+        print(f"mean {mp:18.1f} {mt:22.1f} {mt / mp:6.2f}   (* = target not reached within the budget)")
+        print(f"target: mlflow-tune <= 0.5x plain TPE epochs -> {'MET' if mt / mp <= 0.5 else 'NOT MET'}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Ordered advice for a diagnosis, naming concrete values from the run's own parameters.
+
+The playbook is ../shared/PRACTICE.md ("Reading the curves", "Starting values from experience"):
+underfit -> more capacity, less dropout / L2, train longer, a larger learning rate; overfit -> more
+dropout or L2, more data, early stopping, a smaller model; nonconvergent -> learning rate x0.1,
+gradient clipping at global norm 5-15, an adaptive optimizer, check input scaling and labels; for
+recurrent models a smaller learning rate.  Parameters may be strings (MLflow stores params as text).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+Params = Mapping[str, object]
+
+# dropout is tuned on a linear scale 0.3, 0.5, 0.7 (PRACTICE.md); we step along this ladder
+_DROPOUT_LADDER = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+_ADAPTIVE = ("adam", "adamw", "rmsprop", "adadelta")
+
+
+def num(params: Params | None, key: str) -> float | None:
+    """A numeric param, accepting MLflow's strings; None when absent or not a finite number."""
+    if params is None or key not in params:
+        return None
+    raw = params[key]
+    if isinstance(raw, bool):
+        return None
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def text(params: Params | None, key: str) -> str:
+    if params is None or params.get(key) is None:
+        return ""
+    return str(params[key]).strip().lower()
+
+
+def fmt(x: float) -> str:
+    """Short human form: 0.5, 0.001, 1e-05, 64."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e6 else f"{x:.3g}"
+
+
+def _step(value: float, up: bool) -> float:
+    lower = [d for d in _DROPOUT_LADDER if d < value - 1e-9]
+    higher = [d for d in _DROPOUT_LADDER if d > value + 1e-9]
+    if up:
+        return higher[0] if higher else value
+    return lower[-1] if lower else value
+
+
+def underfit_advice(params: Params | None, still_improving: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    dropout, wd = num(params, "dropout"), num(params, "weight_decay")
+    units, layers = num(params, "hidden_units"), num(params, "layers")
+    epochs, lr = num(params, "epochs"), num(params, "lr")
+    if still_improving:
+        out.append(f"train longer: epochs {fmt(epochs)} -> {fmt(2 * epochs)}" if epochs else "train longer")
+    # the strongest regulariser first: it is the likeliest cause when it is far above the usual values
+    if dropout is not None and dropout >= 0.5:
+        out.append(f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}")
+    if wd is not None and wd >= 1e-2:
+        out.append(f"lower weight decay (L2) {fmt(wd)} -> {fmt(wd / 10)} (x0.1)")
+    if units is not None:  # PRACTICE.md: 16, 32, 128 units are typical, over 1000 rare
+        out.append(
+            f"more units: hidden_units {fmt(units)} -> {fmt(min(1024.0, units * (4 if units < 32 else 2)))}"
+        )
+    else:
+        out.append("more units per layer")
+    out.append(
+        f"more layers: layers {fmt(layers)} -> {fmt(layers + 1)}" if layers is not None else "more layers"
+    )
+    if dropout is not None and 0 < dropout < 0.5:
+        out.append(f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}")
+    if wd is not None and 1e-3 <= wd < 1e-2:  # below 1e-3 L2 hardly limits an MLP's fit
+        out.append(f"lower weight decay (L2) {fmt(wd)} -> {fmt(wd / 10)} (x0.1)")
+    if not still_improving:
+        out.append(f"train longer: epochs {fmt(epochs)} -> {fmt(2 * epochs)}" if epochs else "train longer")
+    # one step of the log grid 0.001, 0.01, 0.1, 1 is x10; x3 is half a step, safer when raising
+    out.append(
+        f"raise the learning rate {fmt(lr)} -> {fmt(lr * 3)} (x3)" if lr else "raise the learning rate"
+    )
+    return tuple(out)
+
+
+def overfit_advice(params: Params | None, best_epoch: int | None) -> tuple[str, ...]:
+    out: list[str] = []
+    dropout, wd = num(params, "dropout"), num(params, "weight_decay")
+    units, layers = num(params, "hidden_units"), num(params, "layers")
+    if dropout is None:
+        out.append("add dropout 0.5")
+    elif dropout < 0.7:  # from little or none straight to 0.3, the first value of the usual grid
+        out.append(f"raise dropout {fmt(dropout)} -> {fmt(max(0.3, _step(dropout, up=True)))}")
+    if wd is None:
+        out.append("add weight decay (L2), e.g. 1e-4 and up on a log scale")
+    elif wd < 1.0:  # PRACTICE.md: L2 up to 1.0
+        out.append(f"raise weight decay (L2) {fmt(wd)} -> {fmt(wd * 10 if wd > 0 else 1e-4)}")
+    out.append("more training data or data augmentation")
+    where = f" (best validation loss at epoch {best_epoch})" if best_epoch is not None else ""
+    out.append(f"early stopping on validation loss{where}")
+    if units is not None and units > 16:
+        out.append(f"smaller model: hidden_units {fmt(units)} -> {fmt(units / 2)}")
+    if layers is not None and layers > 1:
+        out.append(f"smaller model: layers {fmt(layers)} -> {fmt(layers - 1)}")
+    if units is None and layers is None:
+        out.append("smaller model (fewer units or layers)")
+    return tuple(out)
+
+
+def nonconvergent_advice(params: Params | None, detail: str) -> tuple[str, ...]:
+    out: list[str] = []
+    lr, clip, wd = num(params, "lr"), num(params, "grad_clip"), num(params, "weight_decay")
+    momentum, batch = num(params, "momentum"), num(params, "batch_size")
+    optimizer, model = text(params, "optimizer"), text(params, "model")
+    tiny_lr = lr is not None and lr <= (1e-5 if optimizer in _ADAPTIVE else 1e-4)
+    if detail == "stalled" and wd is not None and wd >= 0.1:
+        out.append(
+            f"lower weight decay (L2) {fmt(wd)} -> {fmt(wd / 10)} (x0.1): it can pin the weights at zero"
+        )
+    dropout = num(params, "dropout")
+    if detail == "stalled" and dropout is not None and dropout >= 0.5:
+        out.append(
+            f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}: it can keep the fit at chance"
+        )
+    if detail == "stalled" and tiny_lr and lr is not None:
+        out.append(f"raise the learning rate {fmt(lr)} -> {fmt(lr * 10)} (x10): the loss barely moves")
+    elif lr is not None:  # the learning rate matters most (PRACTICE.md)
+        out.append(f"lower the learning rate {fmt(lr)} -> {fmt(lr / 10)} (x0.1)")
+    else:
+        out.append("lower the learning rate (x0.1)")
+    if model == "rnn":
+        out.append(
+            "recurrent model: keep the learning rate small (x0.1 again if it still fails) and clip gradients"
+        )
+    stuck_small = detail == "stalled" and tiny_lr  # clipping cannot help steps that are already tiny
+    if (clip is None or clip <= 0) and not stuck_small:
+        out.append("clip gradients at global norm 5")
+    elif clip is not None and clip > 15 and not stuck_small:
+        out.append(f"clip gradients tighter: grad_clip {fmt(clip)} -> 10")
+    if momentum is not None and momentum >= 0.95 and optimizer not in _ADAPTIVE:
+        out.append(f"lower momentum {fmt(momentum)} -> 0.9")
+    if batch is not None and batch < 16:  # PRACTICE.md: around 128; very small batches can hurt
+        out.append(f"raise batch size {fmt(batch)} -> {fmt(max(32.0, batch * 8))}")
+    if optimizer not in _ADAPTIVE:
+        out.append("switch to an adaptive optimizer: adam (lr 0.001) or rmsprop")
+    out.append("check input scaling (standardise features) and the labels")
+    out.append("check that the model can overfit one small batch")
+    return tuple(out)

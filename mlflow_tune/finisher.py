@@ -1,0 +1,170 @@
+"""End-of-run files (curves, history, checkpoint, model) written off the training path.
+
+Drawing the curves and logging an MLflow model cost about as much as training a small
+model for 20 epochs, and both are CPU-bound Python (a thread would fight the training loop
+for the GIL). So a run's files go to one helper process, in submission order, while the
+next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
+is lost, and a job that fails still ends its run (FAILED, with the error as a tag).
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import signal
+import sys
+import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow_tune.callbacks import EpochRecord
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What one job writes to one run; every part optional."""
+
+    tracking_uri: str
+    run_id: str
+    history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
+    checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
+    model: bytes = b""                           # a torch.save'd Probabilities module -> MLflow model
+    example: Any = None                          # input example for the model
+    status: str = ""                             # then end the run with this status
+
+
+def history_csv(history: tuple[EpochRecord, ...]) -> str:
+    header = "epoch," + ",".join(history[0].metrics()) if history else "epoch"
+    rows = [",".join([str(r.epoch), *(f"{v:.6g}" for v in r.metrics().values())]) for r in history]
+    return "\n".join([header, *rows]) + "\n"
+
+
+def write_run_files(job: RunFiles) -> str:
+    """Write `job` (in whichever process runs it); returns the model URI or ""."""
+    import torch
+
+    from mlflow_tune.report import learning_curve_png
+    from mlflow_tune.tracking import TAG, RunLogger, client_for, log_exported_model
+
+    run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    model_uri = ""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            if job.history:
+                (folder / "metrics_history.csv").write_text(history_csv(job.history))
+                learning_curve_png(job.history, folder / "learning_curves.png", title=job.run_id[:8])
+            if job.checkpoint:
+                (folder / "checkpoints").mkdir()
+                (folder / "checkpoints" / "best_checkpoint.pt").write_bytes(job.checkpoint)
+            if any(folder.iterdir()):
+                run.log_dir(folder)
+        if job.model:
+            exported = torch.load(io.BytesIO(job.model), weights_only=False)
+            model_uri = log_exported_model(run, exported, job.example)
+            run.set_tags({TAG + "model_uri": model_uri})
+    except Exception as exc:
+        run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
+        if job.status:
+            run.end("FAILED")
+        raise
+    if job.status:
+        run.end(job.status)
+    return model_uri
+
+
+def _quiet_worker() -> None:
+    """Ctrl-C is for the training process; the writer finishes what it was given."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import mlflow  # noqa: F401
+
+    import mlflow_tune.report  # noqa: F401
+
+
+class Finisher:
+    """Runs jobs in a helper process (background=True) or right here."""
+
+    def __init__(self, background: bool = True):
+        self.background = background
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[tuple[Future[str], RunFiles]] = []
+
+    def submit(self, job: RunFiles) -> Future[str]:
+        if not self.background:
+            future: Future[str] = Future()
+            try:
+                future.set_result(write_run_files(job))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_quiet_worker)
+        future = self._pool.submit(write_run_files, job)
+        self._pending.append((future, job))
+        return future
+
+    def drain(self) -> list[str]:
+        """Wait for every job; returns one line per failed job (its run was ended FAILED)."""
+        errors = []
+        pending, self._pending = self._pending, []
+        for future, job in pending:
+            try:
+                future.result()
+            except Exception as exc:   # includes a writer process that died
+                errors.append(f"run {job.run_id}: files not written: {type(exc).__name__}: {exc}")
+                _end_failed(job, exc)
+        for line in errors:
+            print(f"mlflow-tune: {line}", file=sys.stderr)
+        return errors
+
+    def close(self) -> None:
+        self.drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _end_failed(job: RunFiles, exc: BaseException) -> None:
+    from mlflow_tune.tracking import TAG, RunLogger, client_for
+
+    run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
+    if job.status and run.status() == "RUNNING":
+        run.end("FAILED")
+
+
+_shared: Finisher | None = None
+
+
+def shared() -> Finisher:
+    """The process-wide background finisher, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = Finisher(background=True)
+        atexit.register(_shared.close)
+    return _shared
+
+
+def drain() -> list[str]:
+    return _shared.drain() if _shared is not None else []
+
+
+def serialise_model(module: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    return buffer.getvalue()
+
+
+def serialise_checkpoint(state: dict[str, Any]) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()

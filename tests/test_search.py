@@ -1,0 +1,289 @@
+"""Searches end to end on a real SQLite store: nesting, summary, grid, parallel, pruning,
+NaN and raising trials, resume after `kill -9`, SIGTERM, and every bad-config case via the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from mlflow_tune.cli import app
+from mlflow_tune.config import TrainConfig
+from mlflow_tune.search import child_runs
+from mlflow_tune.tune import SearchOutcome, search
+from mlflow_tune.tunefile import parse_tune_config
+
+TAG = "mlflow_tune."
+TRAIN = {"dataset": "digits", "model": "mlp", "epochs": 3, "num_threads": 1, "hidden_units": 32}
+EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def tune_data(space: dict[str, Any], train: dict[str, Any] | None = None, **search_: Any) -> dict[str, Any]:
+    settings = {"algo": "grid", "max_trials": 6, "pruning": "none", "top_k_models": 1, **search_}
+    fixed = {k: v for k, v in {**TRAIN, **(train or {})}.items() if k not in space}
+    return {"experiment": "t", "train": fixed, "space": space, "search": settings}
+
+
+def run_search(uri: str, space: dict[str, Any], train: dict[str, Any] | None = None,
+               **search_: Any) -> SearchOutcome:
+    return search(parse_tune_config(tune_data(space, train, **search_)), tracking_uri=uri)
+
+
+def children(client: MlflowClient, outcome: SearchOutcome) -> list[Any]:
+    return child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+
+
+def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: Path) -> str:
+    return Path(client.download_artifacts(run_id, path, str(tmp))).read_text()
+
+
+def test_nesting_and_parent_summary(tracking_uri: str, tmp_path: Path) -> None:
+    out = run_search(tracking_uri, {"lr": {"choice": [0.003, 0.01]}}, pruning="median")
+    client = MlflowClient(tracking_uri)
+    kids = children(client, out)
+    assert len(kids) == 2 and sorted(k.data.tags[TAG + "trial"] for k in kids) == ["0", "1"]
+    for kid in kids:
+        tags = kid.data.tags
+        assert tags["mlflow.parentRunId"] == out.parent_run_id and tags[TAG + "role"] == "trial"
+        assert kid.info.status == "FINISHED" and tags[TAG + "outcome"] == "completed"
+        assert set(TrainConfig.__dataclass_fields__) <= set(kid.data.params)
+        assert "objective" in kid.data.metrics and "best_val_accuracy" in kid.data.metrics
+        for key in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(kid.info.run_id, key)] == [0, 1, 2]
+    parent = client.get_run(out.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags[TAG + "role"] == "search"
+    best = min(kids, key=lambda k: k.data.metrics["objective"])
+    assert parent.data.tags[TAG + "best_run_id"] == best.info.run_id == out.best.run_id
+    assert float(parent.data.params["lr"]) == float(best.data.params["lr"])
+    assert parent.data.metrics["objective"] == pytest.approx(best.data.metrics["objective"])
+    assert parent.data.metrics["n_trials"] == 2 and parent.data.metrics["n_completed"] == 2
+    text = artifact_text(client, out.parent_run_id, "trials.csv", tmp_path)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(r["run_id"] for r in table) == sorted(k.info.run_id for k in kids)
+    assert all(r["status"] == "completed" for r in table)
+    assert "lr" in artifact_text(client, out.parent_run_id, "tune.yaml", tmp_path)
+    # the winner has a full model; top_k_models=1 keeps it to the best at the time it finished
+    assert TAG + "model_uri" in best.data.tags
+
+
+def test_grid_enumerates_exactly_the_combinations(tracking_uri: str) -> None:
+    space = {"lr": {"choice": [0.003, 0.01]}, "hidden_units": {"choice": [16, 32, 48]}}
+    out = run_search(tracking_uri, space, train={"epochs": 1}, max_trials=50,
+                     top_k_models=0)
+    kids = children(MlflowClient(tracking_uri), out)
+    combos = [(float(k.data.params["lr"]), int(k.data.params["hidden_units"])) for k in kids]
+    assert sorted(combos) == sorted((a, b) for a in (0.003, 0.01) for b in (16, 32, 48))
+    assert out.stopped_by == "grid_exhausted" and out.counts["trials"] == 6
+
+
+def test_parallel_workers_run_trials_concurrently(tracking_uri: str) -> None:
+    out = run_search(tracking_uri, {"lr": {"choice": [0.001, 0.003, 0.01, 0.03]}},
+                     train={"epochs": 8}, parallel=2, top_k_models=0)
+    client = MlflowClient(tracking_uri)
+    kids = children(client, out)
+    assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
+    spans = []
+    for kid in kids:
+        stamps = [m.timestamp for m in client.get_metric_history(kid.info.run_id, "val_loss")]
+        spans.append((min(stamps), max(stamps)))
+    # training (first to last epoch metric) of at least two trials overlaps in time
+    overlaps = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlaps, spans
+
+
+def test_pruning_stops_a_clearly_bad_trial(tracking_uri: str) -> None:
+    out = run_search(tracking_uri, {"lr": {"choice": [0.01, 0.003, 0.001, 1e-5]}}, train={"epochs": 4},
+                     pruning="median", pruning_warmup=1, min_trials_for_pruning=2)
+    client = MlflowClient(tracking_uri)
+    bad = next(k for k in children(client, out) if float(k.data.params["lr"]) == 1e-5)
+    assert bad.info.status == "KILLED" and bad.data.tags[TAG + "pruned"] == "true"
+    history = client.get_metric_history(bad.info.run_id, "val_loss")
+    assert 1 <= len(history) < 4                      # stopped early, curve kept
+    # lr 1e-3 may also fall below the median after 2 epochs; the clearly bad one must
+    assert out.counts.get("pruned", 0) >= 1 and out.best is not None and out.best.params["lr"] != 1e-5
+
+
+def test_nan_trial_is_recorded_and_the_search_goes_on(tracking_uri: str) -> None:
+    out = run_search(tracking_uri, {"lr": {"choice": [500.0, 0.01]}}, train={"optimizer": "sgd"})
+    by_lr = {o.params["lr"]: o for o in out.trials}
+    assert by_lr[500.0].status == "nonconvergent" and by_lr[0.01].status == "completed"
+    assert out.best is not None and out.best.tid == by_lr[0.01].tid
+    run = MlflowClient(tracking_uri).get_run(by_lr[500.0].run_id)
+    assert run.info.status == "FAILED" and run.data.tags[TAG + "outcome"] == "nonconvergent"
+
+
+BOOM = '''
+import torch
+from torch import nn
+
+
+class Boom(nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.lin = nn.Linear(n_in, n_out)
+
+    def forward(self, x):
+        raise RuntimeError("boom in forward")
+
+
+def build(cfg, spec):
+    import math
+    return Boom(math.prod(spec.input_shape), spec.n_classes)
+'''
+
+
+def test_raising_trial_is_a_failed_child_and_the_search_goes_on(tracking_uri: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "boom_model.py").write_text(BOOM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = run_search(tracking_uri, {"model": {"choice": ["boom_model:build", "mlp"]}})
+    client = MlflowClient(tracking_uri)
+    failed = next(o for o in out.trials if o.params["model"] == "boom_model:build")
+    assert failed.status == "failed" and "boom in forward" in failed.error
+    run = client.get_run(failed.run_id)
+    assert run.info.status == "FAILED" and "boom in forward" in run.data.tags[TAG + "error"]
+    assert "RuntimeError" in artifact_text(client, failed.run_id, "error.txt", tmp_path)
+    assert out.counts["failed"] == 1 and out.counts["completed"] == 1 and out.best.params["model"] == "mlp"
+    assert client.get_run(out.parent_run_id).data.metrics["n_failed"] == 1
+
+
+def _write_tune(tmp_path: Path, **search_: Any) -> Path:
+    path = tmp_path / "tune.yaml"
+    space = {"lr": {"choice": [0.001, 0.003, 0.01]}, "hidden_units": {"choice": [16, 32]}}
+    path.write_text(yaml.safe_dump(tune_data(space, {"epochs": 5}, top_k_models=0, **search_)))
+    return path
+
+
+def _start_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
+                             "--tracking-uri", uri], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int,
+              timeout: float = 150) -> tuple[str, list[Any]]:
+    """Poll the store until `finished` children are FINISHED and another one is RUNNING."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        parents = client.search_runs(["1"], f"tags.`{TAG}role` = 'search'") if \
+            client.get_experiment_by_name("t") else []
+        if parents:
+            pid = parents[0].info.run_id
+            kids = child_runs(client, parents[0].info.experiment_id, pid)
+            statuses = [k.info.status for k in kids]
+            if statuses.count("FINISHED") >= finished and "RUNNING" in statuses:
+                return pid, kids
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for finished trials")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp_path: Path) -> None:
+    config = _write_tune(tmp_path)
+    client = MlflowClient(tracking_uri)
+    proc = _start_cli(config, tracking_uri)
+    try:
+        parent_id, _ = _wait_for(client, proc, finished=2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = child_runs(client, "1", parent_id)
+    done_before = {k.data.tags[TAG + "trial"]: k.info.run_id for k in before if k.info.status == "FINISHED"}
+    killed = [k.info.run_id for k in before if k.info.status == "RUNNING"]
+    assert len(done_before) >= 2 and killed
+
+    from mlflow_tune.tunefile import load_tune_file
+
+    out = search(load_tune_file(config), tracking_uri=tracking_uri, resume=parent_id)
+    assert out.parent_run_id == parent_id and client.get_run(parent_id).info.status == "FINISHED"
+    tids = sorted(o.tid for o in out.trials)
+    assert tids == list(range(6))                         # unique, contiguous, total = max_trials
+    after = child_runs(client, "1", parent_id)
+    finished = [k.data.tags[TAG + "trial"] for k in after if k.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 6       # no trial finished twice
+    for tid, run_id in done_before.items():               # finished trials were not re-run
+        assert next(o for o in out.trials if str(o.tid) == tid).run_id == run_id
+    for run_id in killed:
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and run.data.tags[TAG + "outcome"] == "interrupted"
+    grid = {(float(k.data.params["lr"]), int(k.data.params["hidden_units"]))
+            for k in after if k.info.status == "FINISHED"}
+    assert len(grid) == 6                                 # the grid was covered once
+    assert client.get_run(parent_id).data.metrics["n_trials"] == 6
+
+
+@pytest.mark.slow
+def test_sigterm_kills_running_children_and_writes_the_summary(tracking_uri: str, tmp_path: Path) -> None:
+    config = _write_tune(tmp_path)
+    client = MlflowClient(tracking_uri)
+    proc = _start_cli(config, tracking_uri)
+    try:
+        parent_id, _ = _wait_for(client, proc, finished=1)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "KILLED" and parent.data.tags[TAG + "stopped_by"] == "interrupted"
+    kids = child_runs(client, "1", parent_id)
+    assert "RUNNING" not in [k.info.status for k in kids]
+    assert any(k.info.status == "KILLED" and k.data.tags.get(TAG + "outcome") == "interrupted" for k in kids)
+    table = artifact_text(client, parent_id, "trials.csv", tmp_path)
+    assert table.startswith("trial,run_id,status")
+
+
+GOOD_SPACE = {"lr": {"loguniform": [1e-4, 1]}}
+
+
+@pytest.mark.parametrize(("space", "args", "needle"), [
+    ({"learning_rate": {"loguniform": [1e-4, 1]}}, [], "learning_rate"),
+    ({"dropout": {"uniform": [0.5, 0.2]}}, [], "dropout"),
+    ({"lr": {"loguniform": [0, 1]}}, [], "lr"),
+    ({"optimizer": {"choice": []}}, [], "optimizer"),
+    (GOOD_SPACE, ["--algo", "foo"], "algo"),
+])
+def test_bad_config_exits_2_with_one_line_naming_the_entry(tmp_path: Path, space: dict[str, Any],
+                                                             args: list[str], needle: str) -> None:
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(tune_data(space, algo="tpe")))
+    result = CliRunner().invoke(app, ["search", "--config", str(path),
+                                      "--tracking-uri", f"sqlite:///{tmp_path}/x.db", *args])
+    message = result.output.strip()
+    assert result.exit_code == 2, result.output
+    assert len(message.splitlines()) == 1 and needle in message and "Traceback" not in message
+    assert not (tmp_path / "x.db").exists()               # validated before anything ran
+
+
+def test_malformed_yaml_and_missing_file_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space:\n  lr: {loguniform: [1e-4, 1]\n  dropout: [\n")
+    for path, needle in ((bad, "not valid YAML"), (tmp_path / "missing.yaml", "does not exist")):
+        result = CliRunner().invoke(app, ["search", "--config", str(path)])
+        assert result.exit_code == 2 and needle in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_resume_with_a_bogus_id_exits_2(tracking_uri: str, tmp_path: Path) -> None:
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(tune_data(GOOD_SPACE, algo="tpe")))
+    result = CliRunner().invoke(app, ["search", "--config", str(path), "--tracking-uri", tracking_uri,
+                                      "--resume", "0123456789abcdef0123456789abcdef"])
+    assert result.exit_code == 2 and "--resume" in result.output and "0123456789abcdef" in result.output
+    assert len(result.output.strip().splitlines()) == 1
