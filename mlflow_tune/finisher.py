@@ -2,19 +2,26 @@
 
 Drawing the curves and logging an MLflow model cost about as much as training a small
 model for 20 epochs, and both are CPU-bound Python (a thread would fight the training loop
-for the GIL). So a run's files go to one helper process, in submission order, while the
-next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
+for the GIL). So a run's files go to one helper process (`python -m mlflow_tune.finisher`), in
+submission order, while the next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
 is lost, and a job that fails still ends its run (FAILED, with the error as a tag).
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import io
+import os
+import pickle
+import queue
 import signal
+import struct
+import subprocess
 import sys
 import tempfile
-from concurrent.futures import Future, ProcessPoolExecutor
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ class RunFiles:
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
     model: bytes = b""                           # a torch.save'd Probabilities module -> MLflow model
     example: Any = None                          # input example for the model
+    tags: tuple[tuple[str, str], ...] = ()       # set after the files: e.g. the trial's outcome marker
     status: str = ""                             # then end the run with this status
 
 
@@ -70,25 +78,97 @@ def write_run_files(job: RunFiles) -> str:
         if job.status:
             run.end("FAILED")
         raise
+    if job.tags:
+        run.set_tags(dict(job.tags))
     if job.status:
         run.end(job.status)
     return model_uri
 
 
-def _quiet_worker() -> None:
-    """Ctrl-C is for the training process; the writer finishes what it was given."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import mlflow  # noqa: F401
+class _Writer:
+    """One helper process, fed pickled jobs over a pipe and answering in order.
 
-    import mlflow_tune.report  # noqa: F401
+    A plain `python -m mlflow_tune.finisher` subprocess rather than multiprocessing: spawn
+    re-imports the caller's `__main__`, which breaks scripts without a main guard, notebooks
+    and stdin. Pipe writes happen on a thread so a full pipe never blocks training.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow_tune.finisher"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.outbox: queue.Queue[bytes | None] = queue.Queue()
+        self.waiting: collections.deque[Future[str]] = collections.deque()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._send, daemon=True, name="mlflow-tune-send").start()
+        threading.Thread(target=self._receive, daemon=True, name="mlflow-tune-receive").start()
+
+    def submit(self, job: RunFiles) -> Future[str]:
+        future: Future[str] = Future()
+        with self.lock:
+            self.waiting.append(future)
+        self.outbox.put(pickle.dumps(job))
+        return future
+
+    def _send(self) -> None:
+        stream = self.proc.stdin
+        assert stream is not None
+        while (data := self.outbox.get()) is not None:
+            try:
+                stream.write(struct.pack("<Q", len(data)) + data)
+                stream.flush()
+            except OSError:   # the helper died; _receive fails the waiting futures
+                return
+        stream.close()
+
+    def _receive(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while (reply := _read_frame(stream)) is not None:
+            ok, value = pickle.loads(reply)
+            with self.lock:
+                future = self.waiting.popleft()
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(RuntimeError(value))
+        with self.lock:
+            while self.waiting:
+                self.waiting.popleft().set_exception(RuntimeError("the file-writer process ended early"))
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.proc.wait()
+
+
+def _read_frame(stream: Any) -> bytes | None:
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    return bytes(stream.read(struct.unpack("<Q", header)[0]))
+
+
+def serve() -> None:
+    """The helper process: read jobs from stdin, write (ok, model_uri | error) to stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the trainer; finish what was given
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)   # anything a library prints goes to stderr, never into the reply stream
+    sys.stdout = sys.stderr
+    while (frame := _read_frame(sys.stdin.buffer)) is not None:
+        try:
+            reply: tuple[bool, str] = (True, write_run_files(pickle.loads(frame)))
+        except Exception as exc:
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply)
+        replies.write(struct.pack("<Q", len(data)) + data)
+        replies.flush()
 
 
 class Finisher:
-    """Runs jobs in a helper process (background=True) or right here."""
+    """Runs jobs in the helper process (background=True) or right here."""
 
     def __init__(self, background: bool = True):
         self.background = background
-        self._pool: ProcessPoolExecutor | None = None
+        self._writer: _Writer | None = None
         self._pending: list[tuple[Future[str], RunFiles]] = []
 
     def submit(self, job: RunFiles) -> Future[str]:
@@ -99,12 +179,9 @@ class Finisher:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        if self._pool is None:
-            import multiprocessing
-
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_quiet_worker)
-        future = self._pool.submit(write_run_files, job)
+        if self._writer is None:
+            self._writer = _Writer()
+        future = self._writer.submit(job)
         self._pending.append((future, job))
         return future
 
@@ -115,8 +192,8 @@ class Finisher:
         for future, job in pending:
             try:
                 future.result()
-            except Exception as exc:   # includes a writer process that died
-                errors.append(f"run {job.run_id}: files not written: {type(exc).__name__}: {exc}")
+            except Exception as exc:
+                errors.append(f"run {job.run_id}: files not written: {exc}")
                 _end_failed(job, exc)
         for line in errors:
             print(f"mlflow-tune: {line}", file=sys.stderr)
@@ -124,9 +201,9 @@ class Finisher:
 
     def close(self) -> None:
         self.drain()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _end_failed(job: RunFiles, exc: BaseException) -> None:
@@ -168,3 +245,7 @@ def serialise_checkpoint(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    serve()

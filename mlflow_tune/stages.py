@@ -14,6 +14,7 @@ import json
 import statistics
 from typing import Any
 
+from mlflow_tune.finisher import drain
 from mlflow_tune.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.search import Level, LevelResult, best_trial, child_runs, restore_trials, run_level
@@ -109,6 +110,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
             run.end("KILLED")
             return LevelResult(everything, "interrupted", interrupted=True,
                                candidates=result.outcomes)
+        drain()   # a stage is over when its trials' files are written (resume relies on it)
         run.end("FINISHED")
         previous, previous_space = result.outcomes, plan.space if not stage.retrain else previous_space
         if stage.retrain:   # the winner is the best configuration on average, not the luckiest seed

@@ -286,9 +286,9 @@ class MlflowCallback(TrainCallback):
         with_model = self.log_model and bool(result.best_state)
         example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
         self._files = self._submit(RunFiles(
-            self.run.client.tracking_uri, self.run.run_id, tuple(result.history), checkpoint,
-            serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
-            example if with_model else None, run_status(result) if self.terminate else ""))
+            self.run.client.tracking_uri, self.run.run_id, tuple(result.history), checkpoint=checkpoint,
+            model=serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
+            example=example if with_model else None, status=run_status(result) if self.terminate else ""))
 
 
 def run_status(result: TrainResult) -> str:

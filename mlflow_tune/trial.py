@@ -148,10 +148,12 @@ def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
         if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
             model = serialise_model(Probabilities(result.model).cpu().eval())
     diagnosis = result.diagnosis.label if result.diagnosis else ""
-    run.log_batch([(k, v, len(result.history)) for k, v in metrics.items()],
-                  tags={TAG + "outcome": status, **({TAG + "pruned": "true"} if status == "pruned" else {})})
+    run.log_batch([(k, v, len(result.history)) for k, v in metrics.items()])
+    # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
+    # a trial whose files were lost (kill -9) is re-run rather than left half-written.
+    done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
     finisher.submit(RunFiles(spec.tracking_uri, spec.run_id, model=model,
-                             example=result.data.val.x[:5] if model else None,
+                             example=result.data.val.x[:5] if model else None, tags=done,
                              status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params)

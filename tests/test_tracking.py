@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from unittest import mock
 
@@ -9,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlflow_tune.config import TrainConfig
+from mlflow_tune.finisher import Finisher, RunFiles
 from mlflow_tune.tracking import (
     MlflowCallback,
     RunLogger,
@@ -72,12 +74,18 @@ def test_run_status_mapping() -> None:
 def test_curves_refreshed_while_training(tracking_uri: str) -> None:
     client = MlflowClient(tracking_uri=tracking_uri)
     run = RunLogger.start(client, ensure_experiment(client, "exp"))
-    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0)
-    calls: list[int] = []
-    original = tracker._plot
-    tracker._plot = lambda history: (calls.append(len(list(history))), original(history))  # type: ignore[method-assign]
+    jobs: list[RunFiles] = []
+
+    class Recording(Finisher):
+        def submit(self, job: RunFiles) -> Future[str]:
+            jobs.append(job)
+            return super().submit(job)
+
+    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0, finisher=Recording(background=False))
     train_model(TrainConfig(epochs=3, hidden_units=16, num_threads=1), [tracker], guard=False)
-    assert calls[:3] == [1, 2, 3]   # every epoch with period 0, then once more at the end
+    # every epoch with period 0 (curves only), then once more at the end with checkpoint and status
+    assert [len(j.history) for j in jobs] == [1, 2, 3, 3]
+    assert [bool(j.checkpoint) for j in jobs] == [False, False, False, True]
     assert "learning_curves.png" in {a.path for a in client.list_artifacts(run.run_id)}
     assert client.get_run(run.run_id).info.status == "FINISHED"
     assert "mlflow_tune.diagnosis" not in client.get_run(run.run_id).data.tags   # no guard, no label
