@@ -93,6 +93,14 @@ class PruningCallback(TrainCallback):
         return reason
 
 
+def _worker_name() -> str:
+    """Which process trained the trial (host:pid), to see how a search spread its work."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def best_of(values: Sequence[float], mode: str) -> float | None:
     good = [v for v in values if math.isfinite(v)]
     if not good:
@@ -128,7 +136,8 @@ def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
     pruning = PruningCallback(spec, board)
     finisher = shared() if spec.background_files else Finisher(background=False)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False,
-                             extra_tags={TAG + "trial": str(spec.tid)}, finisher=finisher)
+                             extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()},
+                             finisher=finisher)
     result = train_model(cfg, [pruning, tracker])
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
