@@ -6,7 +6,7 @@ Digits, mlp, 20 epochs, 8 configurations (lr x hidden_units x dropout). In one p
 CSV, checkpoint and the PyTorch model logged once per run) into a SQLite store in a temp dir.
 Each block is timed whole. The tracked block trains back to back (`train(..., wait=False)`:
 a run's curves, checkpoint and model are written by the helper process while the next model
-trains) and ends when every file is written (`finisher.drain()`), so that work is counted.
+trains) and ends when every file is written (`writer.drain()`), so that work is counted.
 A third block waits for each run to be complete (`wait=True`, the default) for comparison.
 Blocks alternate over rounds so both see the same noise; the figure is the median block.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from mlflow_tune import finisher
+from mlflow_tune import writer
 from mlflow_tune.api import train
 from mlflow_tune.config import TrainConfig
 from mlflow_tune.training import train_model
@@ -54,43 +54,49 @@ def timed(fn: Callable[[], Any]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[20, 100],
+                        help="epochs per run; the issue's workload is 20, longer runs show the trend")
     parser.add_argument("--profile", action="store_true", help="cProfile the tracked runs, print the top")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfgs = configs(args.epochs)
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp)}/mlflow.db"
         # Warm-up outside the measurement: imports, schema creation, first-call caches.
-        train_model(cfgs[0].replace(epochs=2), guard=False)
-        train(cfgs[0].replace(epochs=2), tracking_uri=uri, experiment="warmup")
-        finisher.drain()
-        bare: list[float] = []
-        tracked: list[float] = []
-        waited: list[float] = []
-        for _round in range(args.rounds):
-            bare.append(timed(lambda: [train_model(cfg, guard=False) for cfg in cfgs]))
-            if profiler:
-                profiler.enable()
-            tracked.append(timed(lambda: ([train(cfg, tracking_uri=uri, experiment="bench", wait=False)
-                                           for cfg in cfgs], finisher.drain())))
-            waited.append(timed(lambda: [train(cfg, tracking_uri=uri, experiment="bench") for cfg in cfgs]))
-            if profiler:
-                profiler.disable()
-            print(f"round {_round}: bare {bare[-1]:.2f} s, tracked {tracked[-1]:.2f} s, "
-                  f"tracked waiting for each run {waited[-1]:.2f} s", flush=True)
-    report(cfgs, bare, tracked, waited, args)
+        warm = configs(2)[0]
+        train_model(warm, guard=False)
+        train(warm, tracking_uri=uri, experiment="warmup")
+        writer.drain()
+        for epochs in args.epochs:
+            measure(configs(epochs), epochs, uri, args.rounds, profiler)
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(35)
         print(out.getvalue())
 
 
-def report(cfgs: list[TrainConfig], bare: list[float], tracked: list[float], waited: list[float],
-           args: argparse.Namespace) -> None:
+def measure(cfgs: list[TrainConfig], epochs: int, uri: str, rounds: int, profiler: cProfile.Profile | None) -> None:
+    bare: list[float] = []
+    tracked: list[float] = []
+    waited: list[float] = []
+    for _round in range(rounds):
+        bare.append(timed(lambda: [train_model(cfg, guard=False) for cfg in cfgs]))
+        if profiler:
+            profiler.enable()
+        tracked.append(timed(lambda: ([train(cfg, tracking_uri=uri, experiment="bench", wait=False)
+                                       for cfg in cfgs], writer.drain())))
+        if profiler:
+            profiler.disable()
+        waited.append(timed(lambda: [train(cfg, tracking_uri=uri, experiment="bench") for cfg in cfgs]))
+        print(f"{epochs} epochs, round {_round}: bare {bare[-1]:.2f} s, tracked {tracked[-1]:.2f} s, "
+              f"tracked waiting for each run {waited[-1]:.2f} s", flush=True)
+    report(cfgs, epochs, rounds, bare, tracked, waited)
+
+
+def report(cfgs: list[TrainConfig], epochs: int, rounds: int, bare: list[float], tracked: list[float],
+           waited: list[float]) -> None:
     med = statistics.median
-    print(f"digits, mlp, {args.epochs} epochs, {len(cfgs)} configs per block, {args.rounds} rounds, "
+    print(f"digits, mlp, {epochs} epochs, {len(cfgs)} configs per block, {rounds} rounds, "
           f"torch threads {torch.get_num_threads()}")
     print(f"bare    block: median {med(bare):.2f} s  ({', '.join(f'{b:.2f}' for b in bare)})")
     print(f"tracked block: median {med(tracked):.2f} s  ({', '.join(f'{t:.2f}' for t in tracked)})")

@@ -182,7 +182,7 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], board: Board) -
     return TrialSpec(tid, child.run_id, level.tracking_uri, values, dict(params), s.metric, s.mode,
                      s.pruning, s.pruning_warmup, s.min_trials_for_pruning, s.asha_reduction,
                      s.top_k_models, s.project, s.entry_point, s.env_manager,
-                     background_files=s.parallel <= 1 and not s.project)
+                     background_writes=s.parallel <= 1 and not s.project)
 
 
 def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:

@@ -14,7 +14,6 @@ import json
 import statistics
 from typing import Any
 
-from mlflow_tune.finisher import drain
 from mlflow_tune.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.search import Level, LevelResult, best_trial, child_runs, restore_trials, run_level
@@ -23,6 +22,7 @@ from mlflow_tune.space import Space
 from mlflow_tune.tracking import TAG, RunLogger, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
+from mlflow_tune.writer import drain
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.callbacks import TrainCallback
 from mlflow_tune.config import TrainConfig
-from mlflow_tune.finisher import RunFiles
+from mlflow_tune.writer import RunWrite
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from mlflow_tune.callbacks import EpochRecord
     from mlflow_tune.data import DataSplits
     from mlflow_tune.diagnostics import Diagnosis
-    from mlflow_tune.finisher import Finisher
     from mlflow_tune.models import Network
     from mlflow_tune.training import TrainResult
+    from mlflow_tune.writer import Writer
 
 DEFAULT_STORE = "mlflow.db"
 TAG = "mlflow_tune."
@@ -213,30 +213,32 @@ class _resumed:
 class MlflowCallback(TrainCallback):
     """Training callback that writes one run: params, per-epoch metrics, curves, checkpoint, model.
 
-    Numbers go synchronously, in few commits; files and the model go to `finisher` (by default
-    the background one), so the training loop never waits for them. `model_uri()` waits.
+    Every write goes to `writer` (by default the background writer process) in order, so the
+    training loop never waits on the tracking store; `model_uri()` waits for the last one.
     """
 
     def __init__(self, run: RunLogger, *, role: str = "train", log_model: bool = True,
                  plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
                  extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
-                 finisher: Finisher | None = None):
+                 writer: Writer | None = None):
         self.run, self.role, self.log_model = run, role, log_model
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
-        self.finisher = finisher
+        self.writer = writer
         self._last_plot = self._last_flush = time.monotonic()
         self._pending: list[tuple[str, float, int]] = []
-        self._files: Future[str] | None = None
+        self._last: Future[str] | None = None
 
-    def _submit(self, job: RunFiles) -> Future[str]:
-        from mlflow_tune.finisher import shared
+    def _submit(self, **parts: Any) -> Future[str]:
+        from mlflow_tune.writer import shared
 
-        return (self.finisher or shared()).submit(job)
+        self._last = (self.writer or shared()).submit(RunWrite(self.run.client.tracking_uri, self.run.run_id,
+                                                               **parts))
+        return self._last
 
     def model_uri(self) -> str:
-        """The logged model's URI, once its job is done ("" when no model was logged)."""
-        return self._files.result() if self._files is not None else ""
+        """The logged model's URI once the run's last write is done ("" when no model was logged)."""
+        return self._last.result() if self._last is not None else ""
 
     def on_train_start(self, config: TrainConfig, data: DataSplits, model: Network) -> None:
         params = config.to_params()
@@ -246,32 +248,32 @@ class MlflowCallback(TrainCallback):
             logged = self.run.client.get_run(self.run.run_id).data.params
             params = {k: v for k, v in params.items() if k not in logged}
         n_params = sum(p.numel() for p in model.parameters())
-        self.run.log_batch(params=params, tags={
-            TAG + "role": self.role, TAG + "n_classes": data.n_classes, TAG + "n_parameters": n_params,
-            TAG + "train_rows": len(data.train), **self.extra_tags})
+        tags = {TAG + "role": self.role, TAG + "n_classes": data.n_classes, TAG + "n_parameters": n_params,
+                TAG + "train_rows": len(data.train), **self.extra_tags}
+        self._submit(params=tuple(params.items()), tags=tuple((k, str(v)) for k, v in tags.items()))
 
     def on_sanity(self, report: Any) -> None:
-        self.run.log_batch([(k, v, 0) for k, v in finite({
-            "sanity_initial_loss": report.initial_loss, "sanity_expected_loss": report.expected_loss,
-            "sanity_overfit_accuracy": report.overfit_accuracy}).items()],
-            tags={TAG + "sanity": "passed" if report.passed else "failed", TAG + "sanity.detail": report.summary()})
+        metrics = finite({"sanity_initial_loss": report.initial_loss, "sanity_expected_loss": report.expected_loss,
+                          "sanity_overfit_accuracy": report.overfit_accuracy})
+        self._submit(metrics=tuple((k, v, 0) for k, v in metrics.items()),
+                     tags=((TAG + "sanity", "passed" if report.passed else "failed"),
+                           (TAG + "sanity.detail", report.summary())))
 
     def on_epoch_end(self, record: EpochRecord, history: Any) -> str | None:
-        # Each write is a database commit (~5-40 ms on SQLite, more than a small model's epoch),
-        # so epochs are sent in one batch every `flush_every` seconds; steps stay per epoch.
+        # Epochs are sent every `flush_every` seconds in one batch (one commit); steps stay per epoch.
         self._pending += [(k, v, record.epoch) for k, v in finite(record.metrics()).items()]
         now = time.monotonic()
         if now - self._last_flush >= self.flush_every:
-            self.run.log_batch(self._pending)
+            self._submit(metrics=tuple(self._pending))
             self._pending, self._last_flush = [], now
         if now - self._last_plot >= self.plot_every:   # a long run's curves, refreshed while it trains
-            self._submit(RunFiles(self.run.client.tracking_uri, self.run.run_id, tuple(history)))
+            self._submit(history=tuple(history))
             self._last_plot = now
         return None
 
     def on_train_end(self, result: TrainResult) -> None:
-        from mlflow_tune.finisher import serialise_checkpoint, serialise_model
         from mlflow_tune.models import Probabilities
+        from mlflow_tune.writer import serialise_checkpoint, serialise_model
 
         tags = {TAG + "status": result.status, "mlflow.note.content": describe(result),
                 **diagnosis_tags(result.diagnosis)}
@@ -279,16 +281,15 @@ class MlflowCallback(TrainCallback):
             tags[TAG + "stop_reason"] = result.stop_reason[:500]
         last = max(0, len(result.history) - 1)
         final = [(k, v, last) for k, v in finite(result.final_metrics()).items()]
-        self.run.log_batch([*self._pending, *final], tags=tags)
-        self._pending = []
         checkpoint = serialise_checkpoint({"state_dict": result.best_state, "epoch": result.best_epoch,
                                            "config": result.config.to_params()}) if result.best_state else b""
         with_model = self.log_model and bool(result.best_state)
         example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
-        self._files = self._submit(RunFiles(
-            self.run.client.tracking_uri, self.run.run_id, tuple(result.history), checkpoint=checkpoint,
-            model=serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
-            example=example if with_model else None, status=run_status(result) if self.terminate else ""))
+        self._submit(metrics=(*self._pending, *final), history=tuple(result.history), checkpoint=checkpoint,
+                     model=serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
+                     example=example if with_model else None, tags=tuple(tags.items()),
+                     status=run_status(result) if self.terminate else "")
+        self._pending = []
 
 
 def run_status(result: TrainResult) -> str:

@@ -37,7 +37,7 @@ class TrialSpec:
     project: str = ""               # run as an MLflow Project instead of in-process
     entry_point: str = "train"
     env_manager: str = "local"
-    background_files: bool = False  # write files/model in the background helper process (inline runs)
+    background_writes: bool = False  # write files/model in the background helper process (inline runs)
 
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""
@@ -128,16 +128,16 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
 
 
 def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOutcome:
-    from mlflow_tune.finisher import Finisher, RunFiles, serialise_model, shared
     from mlflow_tune.models import Probabilities
     from mlflow_tune.training import train_model
+    from mlflow_tune.writer import RunWrite, Writer, serialise_model, shared
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
-    finisher = shared() if spec.background_files else Finisher(background=False)
+    writer = shared() if spec.background_writes else Writer(background=False)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()},
-                             finisher=finisher)
+                             writer=writer)
     result = train_model(cfg, [pruning, tracker])
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
@@ -157,11 +157,11 @@ def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
         if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
             model = serialise_model(Probabilities(result.model).cpu().eval())
     diagnosis = result.diagnosis.label if result.diagnosis else ""
-    run.log_batch([(k, v, len(result.history)) for k, v in metrics.items()])
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
-    # a trial whose files were lost (kill -9) is re-run rather than left half-written.
+    # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
-    finisher.submit(RunFiles(spec.tracking_uri, spec.run_id, model=model,
+    writer.submit(RunWrite(spec.tracking_uri, spec.run_id, model=model,
+                           metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
                              example=result.data.val.x[:5] if model else None, tags=done,
                              status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),

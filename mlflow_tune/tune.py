@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow_tune.finisher import drain
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.search import (
     Level,
@@ -22,6 +21,7 @@ from mlflow_tune.search import (
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
+from mlflow_tune.writer import drain
 
 SUMMARY_METRICS = ("objective", "best_val_loss", "best_val_accuracy", "best_epoch", "test_loss", "test_accuracy")
 

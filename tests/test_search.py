@@ -170,9 +170,10 @@ def _start_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
 
 def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int,
               timeout: float = 150) -> tuple[str, list[Any]]:
-    """Poll the store until `finished` children have their objective and another one is training.
+    """Poll the store until `finished` trials are over and another one is training.
 
-    The objective is logged the moment a trial ends; status and outcome follow with its files.
+    The driver creates a trial's run when it starts it (parallel 1: after the previous one
+    ended); everything else a trial writes goes through the background writer, a little later.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -182,8 +183,7 @@ def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int
         if parents:
             pid = parents[0].info.run_id
             kids = child_runs(client, parents[0].info.experiment_id, pid)
-            scored = ["objective" in k.data.metrics for k in kids]
-            if scored.count(True) >= finished and False in scored:
+            if len(kids) >= finished + 1:
                 return pid, kids
         time.sleep(0.1)
     raise AssertionError("timed out waiting for finished trials")

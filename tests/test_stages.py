@@ -249,10 +249,10 @@ def _start_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
 
 def _wait_in_stage(client: MlflowClient, proc: subprocess.Popen[bytes], stage: str,
                    timeout: float = 150) -> str:
-    """Poll until `stage` has one trial with its objective and another one training; the search id.
+    """Poll until `stage` has one trial over and another one training; the search run's id.
 
-    The objective metric is written the moment a trial ends; the run's status and outcome tag
-    follow once its files are written (in the background), so they are not what to wait on.
+    The driver creates a trial's run when it starts it (parallel 1: after the previous one
+    ended); status and outcome follow through the background writer, so they are not waited on.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -262,8 +262,7 @@ def _wait_in_stage(client: MlflowClient, proc: subprocess.Popen[bytes], stage: s
             if experiment else []
         if parents:
             runs = _runs(client, experiment.experiment_id, parents[0].info.run_id)
-            scored = ["objective" in r.data.metrics for r in runs.get(stage, [])]
-            if scored.count(True) == 1 and False in scored and str(int(stage) + 1) not in runs:
+            if len(runs.get(stage, [])) == 2 and str(int(stage) + 1) not in runs:
                 return parents[0].info.run_id
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for a finished trial in stage {stage}")

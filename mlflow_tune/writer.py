@@ -1,8 +1,8 @@
-"""End-of-run files (curves, history, checkpoint, model) written off the training path.
+"""The tracking writer: a run's metrics, params, tags, files and model, written off the training path.
 
-Drawing the curves and logging an MLflow model cost about as much as training a small
-model for 20 epochs, and both are CPU-bound Python (a thread would fight the training loop
-for the GIL). So a run's files go to one helper process (`python -m mlflow_tune.finisher`), in
+A SQLite commit of one epoch's metrics, drawing the curves and logging an MLflow model each
+cost as much as several epochs of a small model, and all are CPU-bound Python (a thread would
+fight the training loop for the GIL). So a run's files go to one helper process (`python -m mlflow_tune.writer`), in
 submission order, while the next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
 is lost, and a job that fails still ends its run (FAILED, with the error as a tag).
 """
@@ -30,11 +30,13 @@ from mlflow_tune.callbacks import EpochRecord
 
 
 @dataclass(frozen=True)
-class RunFiles:
-    """What one job writes to one run; every part optional."""
+class RunWrite:
+    """What one job writes to one run, in this order; every part optional."""
 
     tracking_uri: str
     run_id: str
+    metrics: tuple[tuple[str, float, int], ...] = ()   # (key, value, step), with params in one batch
+    params: tuple[tuple[str, str], ...] = ()
     history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
     model: bytes = b""                           # a torch.save'd Probabilities module -> MLflow model
@@ -49,8 +51,16 @@ def history_csv(history: tuple[EpochRecord, ...]) -> str:
     return "\n".join([header, *rows]) + "\n"
 
 
-def write_run_files(job: RunFiles) -> str:
+def write_run(job: RunWrite) -> str:
     """Write `job` (in whichever process runs it); returns the model URI or ""."""
+    if not (job.history or job.checkpoint or job.model):   # numbers only: no imports of torch
+        from mlflow_tune.tracking import RunLogger, client_for
+
+        run = RunLogger(client_for(job.tracking_uri), job.run_id)
+        run.log_batch(job.metrics, params=dict(job.params), tags=dict(job.tags))
+        if job.status:
+            run.end(job.status)
+        return ""
     import torch
 
     from mlflow_tune.report import learning_curve_png
@@ -59,6 +69,7 @@ def write_run_files(job: RunFiles) -> str:
     run = RunLogger(client_for(job.tracking_uri), job.run_id)
     model_uri = ""
     try:
+        run.log_batch(job.metrics, params=dict(job.params))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if job.history:
@@ -85,16 +96,16 @@ def write_run_files(job: RunFiles) -> str:
     return model_uri
 
 
-class _Writer:
+class _Helper:
     """One helper process, fed pickled jobs over a pipe and answering in order.
 
-    A plain `python -m mlflow_tune.finisher` subprocess rather than multiprocessing: spawn
+    A plain `python -m mlflow_tune.writer` subprocess rather than multiprocessing: spawn
     re-imports the caller's `__main__`, which breaks scripts without a main guard, notebooks
     and stdin. Pipe writes happen on a thread so a full pipe never blocks training.
     """
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow_tune.finisher"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow_tune.writer"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.outbox: queue.Queue[bytes | None] = queue.Queue()
         self.waiting: collections.deque[Future[str]] = collections.deque()
@@ -102,7 +113,7 @@ class _Writer:
         threading.Thread(target=self._send, daemon=True, name="mlflow-tune-send").start()
         threading.Thread(target=self._receive, daemon=True, name="mlflow-tune-receive").start()
 
-    def submit(self, job: RunFiles) -> Future[str]:
+    def submit(self, job: RunWrite) -> Future[str]:
         future: Future[str] = Future()
         with self.lock:
             self.waiting.append(future)
@@ -155,7 +166,7 @@ def serve() -> None:
     sys.stdout = sys.stderr
     while (frame := _read_frame(sys.stdin.buffer)) is not None:
         try:
-            reply: tuple[bool, str] = (True, write_run_files(pickle.loads(frame)))
+            reply: tuple[bool, str] = (True, write_run(pickle.loads(frame)))
         except Exception as exc:
             reply = (False, f"{type(exc).__name__}: {exc}")
         data = pickle.dumps(reply)
@@ -163,24 +174,24 @@ def serve() -> None:
         replies.flush()
 
 
-class Finisher:
+class Writer:
     """Runs jobs in the helper process (background=True) or right here."""
 
     def __init__(self, background: bool = True):
         self.background = background
-        self._writer: _Writer | None = None
-        self._pending: list[tuple[Future[str], RunFiles]] = []
+        self._writer: _Helper | None = None
+        self._pending: list[tuple[Future[str], RunWrite]] = []
 
-    def submit(self, job: RunFiles) -> Future[str]:
+    def submit(self, job: RunWrite) -> Future[str]:
         if not self.background:
             future: Future[str] = Future()
             try:
-                future.set_result(write_run_files(job))
+                future.set_result(write_run(job))
             except Exception as exc:
                 future.set_exception(exc)
             return future
         if self._writer is None:
-            self._writer = _Writer()
+            self._writer = _Helper()
         future = self._writer.submit(job)
         self._pending.append((future, job))
         return future
@@ -206,7 +217,7 @@ class Finisher:
             self._writer = None
 
 
-def _end_failed(job: RunFiles, exc: BaseException) -> None:
+def _end_failed(job: RunWrite, exc: BaseException) -> None:
     from mlflow_tune.tracking import TAG, RunLogger, client_for
 
     run = RunLogger(client_for(job.tracking_uri), job.run_id)
@@ -215,14 +226,14 @@ def _end_failed(job: RunFiles, exc: BaseException) -> None:
         run.end("FAILED")
 
 
-_shared: Finisher | None = None
+_shared: Writer | None = None
 
 
-def shared() -> Finisher:
-    """The process-wide background finisher, started on first use."""
+def shared() -> Writer:
+    """The process-wide background writer, started on first use."""
     global _shared
     if _shared is None:
-        _shared = Finisher(background=True)
+        _shared = Writer(background=True)
         atexit.register(_shared.close)
     return _shared
 
