@@ -14,9 +14,9 @@ import json
 import statistics
 from typing import Any
 
+from mlflow_tune.driver import Level, LevelResult, best_trial, child_runs, restore_trials, run_level
 from mlflow_tune.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.progress import SearchListener
-from mlflow_tune.search import Level, LevelResult, best_trial, child_runs, restore_trials, run_level
 from mlflow_tune.settings import StageSettings
 from mlflow_tune.space import Space
 from mlflow_tune.tracking import TAG, RunLogger, finite

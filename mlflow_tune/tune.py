@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow_tune.progress import SearchListener
-from mlflow_tune.search import (
+from mlflow_tune.driver import (
     Level,
     LevelResult,
     check_resumable,
@@ -18,6 +17,7 @@ from mlflow_tune.search import (
     run_level,
     sigterm_as_interrupt,
 )
+from mlflow_tune.progress import SearchListener
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig

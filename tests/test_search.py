@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mlflow_tune.cli import app
 from mlflow_tune.config import TrainConfig
-from mlflow_tune.search import child_runs
+from mlflow_tune.driver import child_runs
 from mlflow_tune.tune import SearchOutcome, search
 from mlflow_tune.tunefile import parse_tune_config
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from mlflow_tune.search import child_runs
+from mlflow_tune.driver import child_runs
 from mlflow_tune.stages import plan_stage, retrain_table, top_trials
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tune import search
