@@ -11,6 +11,7 @@ from mlflow_tune.config import TrainConfig
 from mlflow_tune.data import check_source
 from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, ensure_experiment
 from mlflow_tune.training import TrainResult, train_model
+from mlflow_tune.writer import shared
 
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
@@ -47,6 +48,7 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
     project run and ours are one and the same.
     """
     check_source(config)
+    shared().start()   # the writer's imports overlap with loading the data and building the model
     client = client_for(tracking_uri)
     existing = os.environ.get("MLFLOW_RUN_ID")
     if existing:

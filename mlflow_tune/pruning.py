@@ -21,6 +21,9 @@ def best_until(curve: Sequence[float], epoch: int) -> float:
 
 @dataclass(frozen=True)
 class NoPruner:
+    def decides_at(self, epoch: int) -> bool:
+        return False
+
     def prune(self, tid: int, epoch: int, curves: Curves) -> str | None:
         return None
 
@@ -41,6 +44,10 @@ class MedianPruner:
         if self.warmup < 0 or self.min_trials < 1:
             raise ValueError(f"MedianPruner needs warmup >= 0 and min_trials >= 1, got "
                              f"{self.warmup=}, {self.min_trials=}.")
+
+    def decides_at(self, epoch: int) -> bool:
+        """Whether `prune` can say yes after this epoch (so callers fetch other curves only then)."""
+        return epoch >= self.warmup
 
     def prune(self, tid: int, epoch: int, curves: Curves) -> str | None:
         if epoch < self.warmup:
@@ -72,6 +79,9 @@ class AshaPruner:
         if self.min_epochs < 1 or self.reduction < 2:
             raise ValueError(f"AshaPruner needs min_epochs >= 1 and reduction >= 2, got "
                              f"{self.min_epochs=}, {self.reduction=}.")
+
+    def decides_at(self, epoch: int) -> bool:
+        return self.rung_epoch(epoch)
 
     def rung_epoch(self, epoch: int) -> bool:
         rung = self.min_epochs

@@ -11,6 +11,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from mlflow_tune.diagnostics import Diagnosis
     from mlflow_tune.models import Network
     from mlflow_tune.training import TrainResult
-    from mlflow_tune.writer import Writer
+    from mlflow_tune.writer import Forwarding, Writer
 
 DEFAULT_STORE = "mlflow.db"
 TAG = "mlflow_tune."
@@ -75,8 +76,21 @@ def finite(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
+@dataclass(frozen=True)
+class RunRef:
+    """A run written through the writer only: no MLflow client in this process."""
+
+    tracking_uri: str
+    run_id: str
+    fresh: bool = True
+
+
 class RunLogger:
     """A handle on one MLflow run: batched writes, artifacts from memory, termination."""
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self.client.tracking_uri)
 
     def __init__(self, client: MlflowClient, run_id: str, fresh: bool = False):
         self.client, self.run_id = client, run_id
@@ -217,10 +231,10 @@ class MlflowCallback(TrainCallback):
     training loop never waits on the tracking store; `model_uri()` waits for the last one.
     """
 
-    def __init__(self, run: RunLogger, *, role: str = "train", log_model: bool = True,
+    def __init__(self, run: RunLogger | RunRef, *, role: str = "train", log_model: bool = True,
                  plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
                  extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
-                 writer: Writer | None = None):
+                 writer: Writer | Forwarding | None = None):
         self.run, self.role, self.log_model = run, role, log_model
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
@@ -232,8 +246,7 @@ class MlflowCallback(TrainCallback):
     def _submit(self, **parts: Any) -> Future[str]:
         from mlflow_tune.writer import shared
 
-        self._last = (self.writer or shared()).submit(RunWrite(self.run.client.tracking_uri, self.run.run_id,
-                                                               **parts))
+        self._last = (self.writer or shared()).submit(RunWrite(self.run.tracking_uri, self.run.run_id, **parts))
         return self._last
 
     def model_uri(self) -> str:
@@ -242,7 +255,7 @@ class MlflowCallback(TrainCallback):
 
     def on_train_start(self, config: TrainConfig, data: DataSplits, model: Network) -> None:
         params = config.to_params()
-        if not self.run.fresh:
+        if isinstance(self.run, RunLogger) and not self.run.fresh:
             # Under `mlflow run` the project already logged its parameters (shell-quoted, e.g. "''",
             # or as typed, e.g. "1e-2"); MLflow refuses to change a param, so log only the missing ones.
             logged = self.run.client.get_run(self.run.run_id).data.params

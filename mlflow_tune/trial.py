@@ -10,12 +10,15 @@ import math
 import traceback
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.callbacks import EpochRecord, TrainCallback
 from mlflow_tune.config import from_mapping
 from mlflow_tune.pruning import make_pruner
-from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, finite
+from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, RunRef, client_for, finite
+
+if TYPE_CHECKING:
+    from mlflow_tune.writer import Forwarding, Writer
 
 OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
 
@@ -67,9 +70,12 @@ class Board:
 
     curves: MutableMapping[int, list[float]] = field(default_factory=dict)
     losses: MutableMapping[int, float] = field(default_factory=dict)
+    outbox: Any = None   # worker processes: a queue of RunWrite jobs to the driver's writer
 
-    def report(self, tid: int, value: float) -> dict[int, Sequence[float]]:
-        self.curves[tid] = [*self.curves.get(tid, []), value]
+    def publish(self, tid: int, curve: list[float]) -> None:
+        self.curves[tid] = list(curve)
+
+    def snapshot(self) -> dict[int, Sequence[float]]:
         return dict(self.curves)
 
     def rank(self, loss: float) -> int:
@@ -78,16 +84,24 @@ class Board:
 
 
 class PruningCallback(TrainCallback):
+    """Publishes this trial's curve and asks the pruner, touching the (possibly shared) board
+    only when pruning is on and only fetching other trials' curves when the pruner can decide."""
+
     def __init__(self, spec: TrialSpec, board: Board):
         self.spec, self.board, self.reason = spec, board, ""
         self.pruner = make_pruner(spec.pruning, warmup=spec.pruning_warmup,
                                   min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction)
+        self.curve: list[float] = []
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
+        if self.spec.pruning == "none":
+            return None
         value = getattr(record, self.spec.metric)
-        oriented = self.spec.oriented(value) if math.isfinite(value) else math.inf
-        curves = self.board.report(self.spec.tid, oriented)
-        reason = self.pruner.prune(self.spec.tid, record.epoch, curves)
+        self.curve.append(self.spec.oriented(value) if math.isfinite(value) else math.inf)
+        self.board.publish(self.spec.tid, self.curve)
+        if not self.pruner.decides_at(record.epoch):
+            return None
+        reason = self.pruner.prune(self.spec.tid, record.epoch, self.board.snapshot())
         if reason:
             self.reason = reason
         return reason
@@ -108,36 +122,45 @@ def best_of(values: Sequence[float], mode: str) -> float | None:
     return min(good) if mode == "min" else max(good)
 
 
+def _writer_for(spec: TrialSpec, board: Board) -> Writer | Forwarding:
+    from mlflow_tune.writer import Forwarding, Writer, shared
+
+    if board.outbox is not None:        # a worker process: the driver's writer writes
+        return Forwarding(board.outbox)
+    return shared() if spec.background_writes else Writer(background=False)
+
+
 def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
     """Train one trial into its (pre-created) child run; never raises for a trial's own failure."""
-    run = RunLogger(client_for(spec.tracking_uri), spec.run_id)
+    from mlflow_tune.writer import RunWrite
+
+    if spec.project:
+        return _finish_project(spec, RunLogger(client_for(spec.tracking_uri), spec.run_id))
+    writer = _writer_for(spec, board)
     try:
-        if spec.project:
-            return _finish_project(spec, run)
-        return _train_in_process(spec, run, board)
+        return _train_in_process(spec, writer, board)
     except KeyboardInterrupt:
-        run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
-        run.end("KILLED")
+        writer.submit(RunWrite(spec.tracking_uri, spec.run_id, status="KILLED",
+                               tags=((TAG + "outcome", "interrupted"), (TAG + "interrupted", "true"))))
         return TrialOutcome(spec.tid, spec.run_id, "interrupted", params=spec.params)
     except Exception as exc:  # a crashed trial is recorded; the search goes on
         message = f"{type(exc).__name__}: {exc}"
-        run.set_tags({TAG + "outcome": "failed", TAG + "error": message[:500]})
-        run.log_text(traceback.format_exc(limit=20), "error.txt")
-        run.end("FAILED")
+        writer.submit(RunWrite(spec.tracking_uri, spec.run_id, status="FAILED",
+                               texts=(("error.txt", traceback.format_exc(limit=20)),),
+                               tags=((TAG + "outcome", "failed"), (TAG + "error", message[:500]))))
         return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
 
 
-def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOutcome:
+def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board) -> TrialOutcome:
     from mlflow_tune.models import Probabilities
     from mlflow_tune.training import train_model
-    from mlflow_tune.writer import RunWrite, Writer, serialise_model, shared
+    from mlflow_tune.writer import RunWrite, serialise_model
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
-    writer = shared() if spec.background_writes else Writer(background=False)
-    tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False,
-                             extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()},
-                             writer=writer)
+    tracker = MlflowCallback(RunRef(spec.tracking_uri, spec.run_id), role="trial", log_model=False,
+                             terminate=False, writer=writer,
+                             extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()})
     result = train_model(cfg, [pruning, tracker])
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
@@ -162,8 +185,8 @@ def _train_in_process(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
     writer.submit(RunWrite(spec.tracking_uri, spec.run_id, model=model,
                            metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
-                             example=result.data.val.x[:5] if model else None, tags=done,
-                             status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
+                           example=result.data.val.x[:5] if model else None, tags=done,
+                           status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params)
 

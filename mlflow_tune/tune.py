@@ -22,6 +22,7 @@ from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, 
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
 from mlflow_tune.writer import drain
+from mlflow_tune.writer import shared as shared_writer
 
 SUMMARY_METRICS = ("objective", "best_val_loss", "best_val_accuracy", "best_epoch", "test_loss", "test_accuracy")
 
@@ -54,6 +55,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
            listener: SearchListener | None = None) -> SearchOutcome:
     """Run (or with `resume`, continue) the search described by `tune`."""
     listener = listener or SearchListener()
+    shared_writer().start()
     client = client_for(tracking_uri)
     if resume:
         run = check_resumable(client, resume)

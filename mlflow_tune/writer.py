@@ -37,6 +37,7 @@ class RunWrite:
     run_id: str
     metrics: tuple[tuple[str, float, int], ...] = ()   # (key, value, step), with params in one batch
     params: tuple[tuple[str, str], ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()      # (artifact path, text), e.g. a trial's error.txt
     history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
     model: bytes = b""                           # a torch.save'd Probabilities module -> MLflow model
@@ -53,7 +54,7 @@ def history_csv(history: tuple[EpochRecord, ...]) -> str:
 
 def write_run(job: RunWrite) -> str:
     """Write `job` (in whichever process runs it); returns the model URI or ""."""
-    if not (job.history or job.checkpoint or job.model):   # numbers only: no imports of torch
+    if not (job.history or job.checkpoint or job.model or job.texts):   # numbers only: no torch import
         from mlflow_tune.tracking import RunLogger, client_for
 
         run = RunLogger(client_for(job.tracking_uri), job.run_id)
@@ -72,6 +73,8 @@ def write_run(job: RunWrite) -> str:
         run.log_batch(job.metrics, params=dict(job.params))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            for name, text in job.texts:
+                (folder / name).write_text(text)
             if job.history:
                 (folder / "metrics_history.csv").write_text(history_csv(job.history))
                 learning_curve_png(job.history, folder / "learning_curves.png", title=job.run_id[:8])
@@ -179,8 +182,14 @@ class Writer:
 
     def __init__(self, background: bool = True):
         self.background = background
-        self._writer: _Helper | None = None
+        self._helper: _Helper | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
+
+    def start(self) -> Writer:
+        """Start the helper process now, so its imports overlap with work the caller does first."""
+        if self.background and self._helper is None:
+            self._helper = _Helper()
+        return self
 
     def submit(self, job: RunWrite) -> Future[str]:
         if not self.background:
@@ -190,9 +199,9 @@ class Writer:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        if self._writer is None:
-            self._writer = _Helper()
-        future = self._writer.submit(job)
+        if self._helper is None:
+            self._helper = _Helper()
+        future = self._helper.submit(job)
         self._pending.append((future, job))
         return future
 
@@ -212,9 +221,32 @@ class Writer:
 
     def close(self) -> None:
         self.drain()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+
+class Forwarding:
+    """In a search's worker process: hand jobs to the driver, whose one writer writes them all.
+
+    One writer per search means one process talking to the tracking store (no SQLite lock
+    contention between workers) and workers that never import MLflow.
+    """
+
+    def __init__(self, outbox: Any):
+        self.outbox = outbox
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        self.outbox.put(job)
+        future: Future[str] = Future()
+        future.set_result("")
+        return future
+
+
+def pump(outbox: Any, writer: Writer) -> None:
+    """Driver side of Forwarding: submit every forwarded job until the None sentinel."""
+    while (job := outbox.get()) is not None:
+        writer.submit(job)
 
 
 def _end_failed(job: RunWrite, exc: BaseException) -> None:
