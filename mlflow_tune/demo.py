@@ -9,21 +9,23 @@ DEMO = Path(__file__).resolve().parent.parent / "projects" / "demo.yaml"
 
 
 def main() -> int:
-    from mlflow_tune.cli import app
+    from mlflow_tune.cli import print_search
+    from mlflow_tune.progress import default_listener
+    from mlflow_tune.tune import search
+    from mlflow_tune.tunefile import load_tune_file
 
     if not DEMO.is_file():
         print(f"demo config {DEMO} not found; run the demo from a clone of the repository.", file=sys.stderr)
         return 2
     print(f"mlflow-tune demo: TPE search on digits ({DEMO.name}), results in ./mlflow.db", flush=True)
-    try:
-        app(["search", "--config", str(DEMO)], standalone_mode=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        if code:
-            return code
-    print("next: mlflow-tune diagnose --parent <search run id>; "
-          "mlflow-tune promote <search run id> --model-name digits-mlp")
-    return 0
+    outcome = search(load_tune_file(DEMO), listener=default_listener())
+    print_search(outcome)
+    parent = outcome.parent_run_id
+    print("next:")
+    print(f"  mlflow-tune diagnose --parent {parent}")
+    print(f"  mlflow-tune report {parent}")
+    print(f"  mlflow-tune promote {parent} --model-name digits-mlp")
+    return 130 if outcome.interrupted else 0
 
 
 if __name__ == "__main__":
