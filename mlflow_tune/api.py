@@ -63,6 +63,11 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
         result = train_model(config, [*callbacks, tracker])
     except BaseException as exc:
         # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
+        tracker.flush()
+        try:
+            tracker.model_uri()   # wait: the failure tags below come after everything held back
+        except Exception:   # the writer's own error is already on the run; report the training's
+            pass
         run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
         run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise

@@ -187,41 +187,24 @@ def log_exported_model(run: RunLogger, exported: Any, example: Any) -> str:
     import mlflow
     import numpy as np
     import torch
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
 
     with torch.no_grad():
         output = exported(torch.as_tensor(example)).numpy()
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
                     f"cloudpickle=={cloudpickle.__version__}"]
-    with _resumed(run):
-        info = mlflow.pytorch.log_model(exported, name="model", input_example=example,
-                                        signature=infer_signature(example, output),
-                                        pip_requirements=requirements, serialization_format="pickle",
-                                        code_paths=model_code_paths(exported.network))
+    # Model.log is what mlflow.pytorch.log_model calls; it takes the run id explicitly, so no
+    # active run has to be started (and ended, and its status restored) around it.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(run.tracking_uri)   # Model.log resolves the store from the global URI
+    try:
+        info = Model.log(artifact_path=None, name="model", flavor=mlflow.pytorch, run_id=run.run_id,
+                         pytorch_model=exported, input_example=example,
+                         signature=infer_signature(example, output), pip_requirements=requirements,
+                         serialization_format="pickle", code_paths=model_code_paths(exported.network))
+    finally:
+        mlflow.set_tracking_uri(previous)
     return str(info.model_uri)
-
-
-class _resumed:
-    """Make `run` the active run for APIs that only log to the active run, then detach.
-
-    The run is not terminated on exit: its status stays ours to set.
-    """
-
-    def __init__(self, run: RunLogger):
-        self.run = run
-
-    def __enter__(self) -> None:
-        import mlflow
-
-        mlflow.set_tracking_uri(self.run.client.tracking_uri)
-        mlflow.start_run(run_id=self.run.run_id)
-
-    def __exit__(self, *exc: object) -> None:
-        import mlflow
-
-        status = self.run.status()
-        mlflow.end_run()
-        self.run.end(status)   # end_run marked it FINISHED; put back what it was
 
 
 class MlflowCallback(TrainCallback):
@@ -241,13 +224,24 @@ class MlflowCallback(TrainCallback):
         self.writer = writer
         self._last_plot = self._last_flush = time.monotonic()
         self._pending: list[tuple[str, float, int]] = []
+        self._start: dict[str, Any] = {}   # params and tags, sent with the first flush
         self._last: Future[str] | None = None
 
     def _submit(self, **parts: Any) -> Future[str]:
         from mlflow_tune.writer import shared
 
+        if self._start:   # the run's params and tags ride with its first write: one commit fewer
+            parts["params"], start_tags = self._start["params"], self._start["tags"]
+            parts["tags"] = (*start_tags, *parts.get("tags", ()))
+            self._start = {}
         self._last = (self.writer or shared()).submit(RunWrite(self.run.tracking_uri, self.run.run_id, **parts))
         return self._last
+
+    def flush(self) -> None:
+        """Send what is held back (params and tags not yet sent, buffered epochs), e.g. before failing."""
+        if self._start or self._pending:
+            self._submit(metrics=tuple(self._pending))
+            self._pending = []
 
     def model_uri(self) -> str:
         """The logged model's URI once the run's last write is done ("" when no model was logged)."""
@@ -263,7 +257,8 @@ class MlflowCallback(TrainCallback):
         n_params = sum(p.numel() for p in model.parameters())
         tags = {TAG + "role": self.role, TAG + "n_classes": data.n_classes, TAG + "n_parameters": n_params,
                 TAG + "train_rows": len(data.train), **self.extra_tags}
-        self._submit(params=tuple(params.items()), tags=tuple((k, str(v)) for k, v in tags.items()))
+        # Sent with the first flush (within flush_every seconds) or at the end of a short run.
+        self._start = {"params": tuple(params.items()), "tags": tuple((k, str(v)) for k, v in tags.items())}
 
     def on_sanity(self, report: Any) -> None:
         metrics = finite({"sanity_initial_loss": report.initial_loss, "sanity_expected_loss": report.expected_loss,

@@ -161,7 +161,11 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     tracker = MlflowCallback(RunRef(spec.tracking_uri, spec.run_id), role="trial", log_model=False,
                              terminate=False, writer=writer,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()})
-    result = train_model(cfg, [pruning, tracker])
+    try:
+        result = train_model(cfg, [pruning, tracker])
+    except BaseException:
+        tracker.flush()   # params and epochs so far go in before run_trial records the failure
+        raise
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
         status = "pruned"
