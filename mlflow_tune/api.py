@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,10 +65,10 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
     except BaseException as exc:
         # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
         tracker.flush()
-        try:
-            tracker.model_uri()   # wait: the failure tags below come after everything held back
-        except Exception:   # the writer's own error is already on the run; report the training's
-            pass
+        # Wait, so the failure tags below come after everything held back; the writer's own
+        # error (if any) is already on the run, the training's is the one to report.
+        with contextlib.suppress(Exception):
+            tracker.model_uri()
         run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
         run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
