@@ -202,6 +202,8 @@ class Writer:
         if self._helper is None:
             self._helper = _Helper()
         future = self._helper.submit(job)
+        # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
+        self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
         self._pending.append((future, job))
         return future
 
