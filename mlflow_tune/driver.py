@@ -23,7 +23,7 @@ from mlflow_tune.progress import SearchListener
 from mlflow_tune.settings import SearchSettings
 from mlflow_tune.space import Space
 from mlflow_tune.suggest import Suggester
-from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger
+from mlflow_tune.tracking import TAG, RunLogger, child_runs, client_for
 from mlflow_tune.trial import Board, TrialOutcome, TrialSpec, run_trial
 
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
@@ -190,16 +190,10 @@ def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:
         return future.result()
     except Exception as exc:   # the worker itself died (e.g. killed, out of memory)
         message = f"worker failed: {type(exc).__name__}: {exc}"
-        run = RunLogger(_client(spec.tracking_uri), spec.run_id)
+        run = RunLogger(client_for(spec.tracking_uri), spec.run_id)
         run.set_tags({TAG + "outcome": "failed", TAG + "error": message[:500]})
         run.end("FAILED")
         return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
-
-
-def _client(uri: str) -> Any:
-    from mlflow_tune.tracking import client_for
-
-    return client_for(uri)
 
 
 def _mark_interrupted(parent: RunLogger, run_id: str) -> None:
@@ -207,19 +201,6 @@ def _mark_interrupted(parent: RunLogger, run_id: str) -> None:
     if run.status() == "RUNNING":
         run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
         run.end("KILLED")
-
-
-def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
-    """Direct children of a run, oldest first."""
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: Collection[str],

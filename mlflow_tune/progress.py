@@ -76,10 +76,13 @@ class PlainProgress(SearchListener):
     def trial_started(self, tid: int, params: dict[str, Any]) -> None:
         self.c.running.add(tid)
 
-    def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+    def _count(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
         self.c.running.discard(outcome.tid)
         self.c.by_status[outcome.status] = self.c.by_status.get(outcome.status, 0) + 1
         self.c.best = best
+
+    def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+        self._count(outcome, best)
         extra = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
         error = f" error: {outcome.error}" if outcome.status == "failed" else ""
         print(f"trial {outcome.tid}: {outcome.status} objective={_fmt(outcome.objective)}{extra}{error} | "
@@ -109,9 +112,7 @@ class LiveProgress(PlainProgress):
         self._refresh()
 
     def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
-        self.c.running.discard(outcome.tid)
-        self.c.by_status[outcome.status] = self.c.by_status.get(outcome.status, 0) + 1
-        self.c.best = best
+        self._count(outcome, best)
         tag = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
         self.console.print(f"trial {outcome.tid}: {outcome.status} objective={_fmt(outcome.objective)}{tag}")
         self._refresh()

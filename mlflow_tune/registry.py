@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlflow_tune.config import ConfigError, TrainConfig, from_mapping
-from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger, client_for, log_pytorch_model
+from mlflow_tune.tracking import TAG, RunLogger, client_for, log_pytorch_model, trial_runs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,25 +132,7 @@ def find_trials(client: MlflowClient, parent_run_id: str) -> list[_Trial]:
     if role != "search":
         raise ConfigError(f"run {parent_run_id!r} is not a search (role {role or 'unset'!r}); "
                           "pass the parent run id that `mlflow-tune search` printed.")
-    experiment = str(parent.info.experiment_id)
-    runs, frontier = [], [parent_run_id]
-    while frontier:   # breadth-first: search -> stages -> trials
-        children = [c for p in frontier for c in _children(client, experiment, p)]
-        runs += [c for c in children if c.data.tags.get(TAG + "role") != "stage"]
-        frontier = [c.info.run_id for c in children if c.data.tags.get(TAG + "role") == "stage"]
-    return [_record(r) for r in runs]
-
-
-def _children(client: MlflowClient, experiment: str, parent_id: str) -> list[Run]:
-    out: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                                  max_results=1000, page_token=token)
-        out += list(page)
-        token = page.token
-        if not token:
-            return out
+    return [_record(r) for r in trial_runs(client, str(parent.info.experiment_id), parent_run_id)]
 
 
 def _record(run: Run) -> _Trial:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlflow_tune.config import ConfigError
 from mlflow_tune.diagnostics import Curves, Diagnosis, diagnose
-from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger, diagnosis_tags
+from mlflow_tune.tracking import TAG, RunLogger, diagnosis_tags, trial_runs
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "train_loss": ("train_loss", "loss", "train_loss_epoch"),
@@ -83,20 +83,6 @@ def diagnose_run(client: Any, run: Any, explicit: Mapping[str, str | None] | Non
     return RunDiagnosis(run.info.run_id, run.info.run_name or "", result, keys)
 
 
-def descendants(client: Any, experiment_id: str, parent_id: str) -> list[Any]:
-    """Trial runs under a search (through stage runs too)."""
-    out, frontier = [], [parent_id]
-    while frontier:
-        current = frontier.pop()
-        children = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{current}'", max_results=5000)
-        for child in children:
-            if child.data.tags.get(TAG + "role") == "stage":
-                frontier.append(child.info.run_id)
-            else:
-                out.append(child)
-    return sorted(out, key=lambda r: r.info.start_time)
-
-
 def select_runs(client: Any, run_ids: list[str], experiment: str | None, parent: str | None) -> list[Any]:
     from mlflow.exceptions import MlflowException
 
@@ -111,7 +97,7 @@ def select_runs(client: Any, run_ids: list[str], experiment: str | None, parent:
             parent_run = client.get_run(parent)
         except MlflowException:
             raise ConfigError(f"--parent {parent!r} does not exist in this tracking store.") from None
-        runs.extend(descendants(client, parent_run.info.experiment_id, parent))
+        runs.extend(trial_runs(client, parent_run.info.experiment_id, parent))
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:

@@ -12,8 +12,7 @@ from typing import Any
 from mlflow_tune.callbacks import EPOCH_METRICS, EpochRecord
 from mlflow_tune.config import ConfigError
 from mlflow_tune.report import learning_curve_png
-from mlflow_tune.runs_diagnosis import descendants
-from mlflow_tune.tracking import TAG, RunLogger
+from mlflow_tune.tracking import TAG, RunLogger, trial_runs
 
 COLOURS = {"healthy": "#2a9d8f", "underfit": "#e9c46a", "overfit": "#f4a261", "nonconvergent": "#e76f51"}
 
@@ -141,7 +140,7 @@ def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: boo
     if parent.data.tags.get(TAG + "role") != "search":
         raise ConfigError(f"run {parent_run_id!r} is not a search run (tag {TAG}role=search).")
     names = _searched(parent)
-    rows = _rows(descendants(client, parent.info.experiment_id, parent_run_id), names)
+    rows = _rows(trial_runs(client, parent.info.experiment_id, parent_run_id), names)
     mode = parent.data.params.get("search.mode", "min")
     out_dir.mkdir(parents=True, exist_ok=True)
     _plot_trials(rows, mode, out_dir / "trials.png")

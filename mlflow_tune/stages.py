@@ -14,12 +14,12 @@ import json
 import statistics
 from typing import Any
 
-from mlflow_tune.driver import Level, LevelResult, best_trial, child_runs, restore_trials, run_level
+from mlflow_tune.driver import Level, LevelResult, best_trial, restore_trials, run_level
 from mlflow_tune.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.settings import StageSettings
 from mlflow_tune.space import Space
-from mlflow_tune.tracking import TAG, RunLogger, finite
+from mlflow_tune.tracking import TAG, RunLogger, child_runs, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
 from mlflow_tune.writer import drain

@@ -72,6 +72,29 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
         return str(again.experiment_id)
 
 
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Any]:
+    """Direct children of a run (explicit parent-id tag), oldest first, all pages."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def trial_runs(client: MlflowClient, experiment_id: str, search_run_id: str) -> list[Any]:
+    """The runs under a search that are not stage runs: its children and its stages' children."""
+    out, frontier = [], [search_run_id]
+    while frontier:
+        children = [c for parent in frontier for c in child_runs(client, experiment_id, parent)]
+        out += [c for c in children if c.data.tags.get(TAG + "role") != "stage"]
+        frontier = [c.info.run_id for c in children if c.data.tags.get(TAG + "role") == "stage"]
+    return sorted(out, key=lambda r: r.info.start_time)
+
+
 def finite(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 

@@ -8,19 +8,19 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import start_search_cli
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from mlflow_tune.cli import app
 from mlflow_tune.config import TrainConfig
-from mlflow_tune.driver import child_runs
+from mlflow_tune.tracking import child_runs
 from mlflow_tune.tune import SearchOutcome, search
 from mlflow_tune.tunefile import parse_tune_config
 
@@ -161,13 +161,6 @@ def _write_tune(tmp_path: Path, **search_: Any) -> Path:
     return path
 
 
-def _start_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    return subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
-                             "--tracking-uri", uri], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int,
               timeout: float = 150) -> tuple[str, list[Any]]:
     """Poll the store until `finished` trials are over and another one is training.
@@ -193,7 +186,7 @@ def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int
 def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp_path: Path) -> None:
     config = _write_tune(tmp_path)
     client = MlflowClient(tracking_uri)
-    proc = _start_cli(config, tracking_uri)
+    proc = start_search_cli(config, tracking_uri)
     try:
         parent_id, _ = _wait_for(client, proc, finished=2)
         proc.send_signal(signal.SIGKILL)
@@ -233,7 +226,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp
 def test_sigterm_kills_running_children_and_writes_the_summary(tracking_uri: str, tmp_path: Path) -> None:
     config = _write_tune(tmp_path)
     client = MlflowClient(tracking_uri)
-    proc = _start_cli(config, tracking_uri)
+    proc = start_search_cli(config, tracking_uri)
     try:
         parent_id, _ = _wait_for(client, proc, finished=1)
         proc.send_signal(signal.SIGTERM)

@@ -5,20 +5,19 @@ resume after `kill -9` in the middle of stage 2. Narrowing itself is tested in t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import start_search_cli
 from mlflow import MlflowClient
 
-from mlflow_tune.driver import child_runs
 from mlflow_tune.stages import plan_stage, retrain_table, top_trials
+from mlflow_tune.tracking import child_runs
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tune import search
 from mlflow_tune.tunefile import TuneConfig, load_tune_file, parse_tune_config
@@ -240,13 +239,6 @@ def test_staged_search_builds_the_run_hierarchy(tracking_uri: str, tmp_path: Pat
     assert parent.data.metrics["n_trials"] == 10
 
 
-def _start_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    return subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
-                             "--tracking-uri", uri, "--quiet"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def _wait_in_stage(client: MlflowClient, proc: subprocess.Popen[bytes], stage: str,
                    timeout: float = 150) -> str:
     """Poll until `stage` has one trial over and another one training; the search run's id.
@@ -275,7 +267,7 @@ def test_resume_after_kill_9_in_the_middle_of_stage_2(tracking_uri: str, tmp_pat
                                    STAGED["stages"][2]]}
     config.write_text(yaml.safe_dump(staged))
     client = MlflowClient(tracking_uri)
-    proc = _start_cli(config, tracking_uri)
+    proc = start_search_cli(config, tracking_uri)
     try:
         parent_id = _wait_in_stage(client, proc, "1")
         proc.send_signal(signal.SIGKILL)

@@ -1,0 +1,16 @@
+"""Helpers shared by test modules (not fixtures)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_search_cli(config: Path, uri: str) -> subprocess.Popen[bytes]:
+    """`mlflow-tune search` in a real subprocess, for tests that signal or kill it."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
+                             "--tracking-uri", uri, "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
