@@ -10,7 +10,7 @@ trains) and ends when every file is written (`writer.drain()`), so that work is 
 A third block waits for each run to be complete (`wait=True`, the default) for comparison.
 Blocks alternate over rounds so both see the same noise; the figure is the median block.
 
-    python bench/overhead.py [--rounds 3] [--epochs 20] [--profile]
+    python bench/overhead.py [--rounds 5] [--epochs 20] [--profile]
 
 Target (issue 2): tracked/bare <= 1.10 with the model logged once per run.
 """
@@ -53,7 +53,7 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, nargs="+", default=[20, 100],
                         help="epochs per run; the issue's workload is 20, longer runs show the trend")
     parser.add_argument("--profile", action="store_true", help="cProfile the tracked runs, print the top")

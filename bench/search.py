@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=40, help="max trials per search in (b)")
     parser.add_argument("--pruning", default="median", choices=["median", "asha"])
     parser.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds in (a) and (c)")
     args = parser.parse_args()
 
     import torch
@@ -201,16 +203,26 @@ def main() -> None:
     train_model(from_mapping({**FIXED, "epochs": 1}), guard=False)   # warm caches (data, torch) for all
 
     if "a" not in args.skip:
-        rows = [("bare loop (train_model, no MLflow)", run_bare(args.epochs))]
-        rows.append(("mlflow-tune search (grid, parallel 1)", run_tune(fresh_store(tmp, "tune", template),
-                                                                      args.epochs)))
+        # The first search in a process also starts the writer process and imports hyperopt;
+        # it is reported, and the target is judged on the searches after it (like every other
+        # method here, whose imports happen before timing). Bare and mlflow-tune alternate.
+        cold = run_tune(fresh_store(tmp, "cold", template), args.epochs)
+        bares, tunes = [], []
+        for i in range(args.rounds):
+            bares.append(run_bare(args.epochs))
+            tunes.append(run_tune(fresh_store(tmp, f"tune{i}", template), args.epochs))
+            print(f"(a) round {i}: bare {bares[-1]:.2f} s, mlflow-tune {tunes[-1]:.2f} s", flush=True)
+        rows = [("bare loop (train_model, no MLflow)", statistics.median(bares)),
+                ("mlflow-tune search (grid, parallel 1)", statistics.median(tunes)),
+                ("  first search in the process (writer start)", cold)]
         seconds, how = run_optuna(fresh_store(tmp, "optuna", template), args.epochs)
         rows.append((how, seconds))
         n = args.mlflow_run_trials
         rows.append((f"mlflow run per trial ({n} run, x{8 / n:g})",
                      run_mlflow_projects(fresh_store(tmp, "projects", template), args.epochs, n)))
         bare = rows[0][1]
-        print(f"\n(a) 8 grid trials, digits mlp, {args.epochs} epochs, num_threads 1")
+        print(f"\n(a) 8 grid trials, digits mlp, {args.epochs} epochs, num_threads 1; "
+              f"bare and mlflow-tune: median of {args.rounds} alternating rounds")
         print(f"{'method':48s} {'seconds':>8s} {'x bare':>7s}")
         for name, sec in rows:
             print(f"{name:48s} {sec:8.1f} {sec / bare:7.2f}")
@@ -235,11 +247,19 @@ def main() -> None:
         print(f"mean {mp:18.1f} {mt:22.1f} {mt / mp:6.2f}   (* = target not reached within the budget)")
         print(f"target: mlflow-tune <= 0.5x plain TPE epochs -> {'MET' if mt / mp <= 0.5 else 'NOT MET'}")
     if "c" not in args.skip:
-        # Trials in worker processes (num_threads 1 each, so 2 workers use the 2 cores).
-        one = run_tune(fresh_store(tmp, "p1", template), args.parallel_epochs, parallel=1)
-        two = run_tune(fresh_store(tmp, "p2", template), args.parallel_epochs, parallel=2)
-        print(f"\n(c) the same 8 grid trials, {args.parallel_epochs} epochs: --parallel 1 {one:.1f} s, "
-              f"--parallel 2 {two:.1f} s, speed-up {one / two:.2f}x (2 cores)")
+        # Trials in worker processes (num_threads 1 each, so 2 workers use the 2 cores). The first
+        # parallel search starts the fork server (torch and scikit-learn imported once per
+        # process); it is reported, and the speed-up is judged on alternating rounds after it.
+        cold = run_tune(fresh_store(tmp, "p2cold", template), args.parallel_epochs, parallel=2)
+        ones, twos = [], []
+        for i in range(args.rounds):
+            ones.append(run_tune(fresh_store(tmp, f"p1-{i}", template), args.parallel_epochs, parallel=1))
+            twos.append(run_tune(fresh_store(tmp, f"p2-{i}", template), args.parallel_epochs, parallel=2))
+            print(f"(c) round {i}: --parallel 1 {ones[-1]:.2f} s, --parallel 2 {twos[-1]:.2f} s", flush=True)
+        one, two = statistics.median(ones), statistics.median(twos)
+        print(f"\n(c) the same 8 grid trials, {args.parallel_epochs} epochs, median of {args.rounds} rounds: "
+              f"--parallel 1 {one:.1f} s, --parallel 2 {two:.1f} s, speed-up {one / two:.2f}x (2 cores); "
+              f"first parallel search in the process (fork server start) {cold:.1f} s")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -53,8 +53,8 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
     client = client_for(tracking_uri)
     existing = os.environ.get("MLFLOW_RUN_ID")
     if existing:
-        run = RunLogger(client, existing)
         experiment_id = str(client.get_run(existing).info.experiment_id)
+        run = RunLogger(client, existing, experiment_id=experiment_id)
     else:
         experiment_id = ensure_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
         name = run_name or f"{config.model}-{config.dataset}"

@@ -11,9 +11,12 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.trial import Board
+
+if TYPE_CHECKING:
+    from mlflow_tune.writer import Writer
 
 
 class InlineExecutor:
@@ -50,10 +53,13 @@ class PoolExecutor:
     def __init__(self, pool: Executor, manager: Any = None, outbox: Any = None):
         self.pool, self.manager, self.outbox = pool, manager, outbox
         self.pump: threading.Thread | None = None
+        self.writer: Writer | None = None
         if outbox is not None:
-            from mlflow_tune.writer import pump, shared
+            from mlflow_tune.writer import Writer, pump
 
-            self.pump = threading.Thread(target=pump, args=(outbox, shared()), daemon=True,
+            # Workers train on every core; the driver mostly waits, so it writes in a thread.
+            self.writer = Writer("thread").start()
+            self.pump = threading.Thread(target=pump, args=(outbox, self.writer), daemon=True,
                                          name="mlflow-tune-pump")
             self.pump.start()
 
@@ -71,6 +77,8 @@ class PoolExecutor:
         if self.pump is not None:   # jobs the workers queued are handed on before the manager goes
             self.outbox.put(None)
             self.pump.join()
+        if self.writer is not None:   # and written before the level ends
+            self.writer.close()
         if self.manager is not None:
             self.manager.shutdown()
 

@@ -54,8 +54,21 @@ def client_for(uri: str | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=resolve_tracking_uri(uri))
 
 
+_experiments: dict[tuple[str, str], str] = {}
+
+
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """The experiment's id, creating it with artifacts beside a SQLite database (not the cwd)."""
+    """The experiment's id, creating it with artifacts beside a SQLite database (not the cwd).
+
+    Remembered per store and name: a loop of runs looks it up once, not once per run.
+    """
+    key = (str(client.tracking_uri), name)
+    if key not in _experiments:
+        _experiments[key] = _find_or_create_experiment(client, name)
+    return _experiments[key]
+
+
+def _find_or_create_experiment(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
@@ -106,6 +119,7 @@ class RunRef:
     tracking_uri: str
     run_id: str
     fresh: bool = True
+    experiment_id: str = ""   # when known: saves the writer a lookup
 
 
 class RunLogger:
@@ -115,9 +129,10 @@ class RunLogger:
     def tracking_uri(self) -> str:
         return str(self.client.tracking_uri)
 
-    def __init__(self, client: MlflowClient, run_id: str, fresh: bool = False):
+    def __init__(self, client: MlflowClient, run_id: str, fresh: bool = False, experiment_id: str = ""):
         self.client, self.run_id = client, run_id
         self.fresh = fresh   # created by us just now: no params logged yet
+        self.experiment_id = experiment_id   # "" when not known
 
     @classmethod
     def start(cls, client: MlflowClient, experiment_id: str, *, name: str | None = None,
@@ -126,7 +141,7 @@ class RunLogger:
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=name, tags=all_tags)
-        return cls(client, run.info.run_id, fresh=True)
+        return cls(client, run.info.run_id, fresh=True, experiment_id=str(experiment_id))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -180,54 +195,11 @@ class RunLogger:
         return str(self.client.get_run(self.run_id).info.status)
 
 
-def model_code_paths(model: Network) -> list[str]:
-    """Source the pickled model needs to load anywhere: this package, and a user's model module."""
-    import inspect
-
-    import mlflow_tune
-
-    paths = [str(Path(mlflow_tune.__file__).parent)]
-    module = inspect.getmodule(type(model.body))
-    source = getattr(module, "__file__", None)
-    if source and not str(source).startswith(paths[0]) and "site-packages" not in str(source):
-        paths.append(str(source))
-    return paths
-
-
 def log_pytorch_model(run: RunLogger, model: Network, example: Any) -> str:
     """Log `model` (raw rows in, class probabilities out) as an MLflow PyTorch model; returns its URI."""
-    from mlflow_tune.models import Probabilities
+    from mlflow_tune.model_log import log_model, model_parts
 
-    return log_exported_model(run, Probabilities(model).cpu().eval(), example)
-
-
-def log_exported_model(run: RunLogger, exported: Any, example: Any) -> str:
-    """Pickle format with the package's code inside the model (code_paths): exporting a pt2 graph
-    costs ~1 s per model on CPU, more than training a small trial. Requirements and signature are
-    given explicitly because inferring requirements spawns a subprocess that costs ~8 s.
-    """
-    import cloudpickle
-    import mlflow
-    import numpy as np
-    import torch
-    from mlflow.models import Model, infer_signature
-
-    with torch.no_grad():
-        output = exported(torch.as_tensor(example)).numpy()
-    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}",
-                    f"cloudpickle=={cloudpickle.__version__}"]
-    # Model.log is what mlflow.pytorch.log_model calls; it takes the run id explicitly, so no
-    # active run has to be started (and ended, and its status restored) around it.
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(run.tracking_uri)   # Model.log resolves the store from the global URI
-    try:
-        info = Model.log(artifact_path=None, name="model", flavor=mlflow.pytorch, run_id=run.run_id,
-                         pytorch_model=exported, input_example=example,
-                         signature=infer_signature(example, output), pip_requirements=requirements,
-                         serialization_format="pickle", code_paths=model_code_paths(exported.network))
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(info.model_uri)
+    return log_model(run.client, run.run_id, model_parts(model, example), experiment_id=run.experiment_id)
 
 
 class MlflowCallback(TrainCallback):
@@ -240,8 +212,8 @@ class MlflowCallback(TrainCallback):
     def __init__(self, run: RunLogger | RunRef, *, role: str = "train", log_model: bool = True,
                  plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
                  extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
-                 writer: Writer | Forwarding | None = None):
-        self.run, self.role, self.log_model = run, role, log_model
+                 writer: Writer | Forwarding | None = None, plot_at_end: bool = True):
+        self.run, self.role, self.log_model, self.plot_at_end = run, role, log_model, plot_at_end
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
         self.writer = writer
@@ -257,7 +229,8 @@ class MlflowCallback(TrainCallback):
             parts["params"], start_tags = self._start["params"], self._start["tags"]
             parts["tags"] = (*start_tags, *parts.get("tags", ()))
             self._start = {}
-        self._last = (self.writer or shared()).submit(RunWrite(self.run.tracking_uri, self.run.run_id, **parts))
+        self._last = (self.writer or shared()).submit(RunWrite(self.run.tracking_uri, self.run.run_id,
+                                                               experiment_id=self.run.experiment_id, **parts))
         return self._last
 
     def flush(self) -> None:
@@ -303,8 +276,8 @@ class MlflowCallback(TrainCallback):
         return None
 
     def on_train_end(self, result: TrainResult) -> None:
-        from mlflow_tune.models import Probabilities
-        from mlflow_tune.writer import serialise_checkpoint, serialise_model
+        from mlflow_tune.model_log import model_parts
+        from mlflow_tune.writer import serialise_checkpoint
 
         tags = {TAG + "status": result.status, "mlflow.note.content": describe(result),
                 **diagnosis_tags(result.diagnosis)}
@@ -316,9 +289,9 @@ class MlflowCallback(TrainCallback):
                                            "config": result.config.to_params()}) if result.best_state else b""
         with_model = self.log_model and bool(result.best_state)
         example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
-        self._submit(metrics=(*self._pending, *final), history=tuple(result.history), checkpoint=checkpoint,
-                     model=serialise_model(Probabilities(result.model).cpu().eval()) if with_model else b"",
-                     example=example if with_model else None, tags=tuple(tags.items()),
+        self._submit(metrics=(*self._pending, *final), history=tuple(result.history), plot=self.plot_at_end,
+                     checkpoint=checkpoint,
+                     model=model_parts(result.model, example) if with_model else None, tags=tuple(tags.items()),
                      status=run_status(result) if self.terminate else "")
         self._pending = []
 

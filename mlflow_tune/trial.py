@@ -41,6 +41,7 @@ class TrialSpec:
     entry_point: str = "train"
     env_manager: str = "local"
     background_writes: bool = False  # write files/model in the background helper process (inline runs)
+    experiment_id: str = ""
 
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""
@@ -127,7 +128,7 @@ def _writer_for(spec: TrialSpec, board: Board) -> Writer | Forwarding:
 
     if board.outbox is not None:        # a worker process: the driver's writer writes
         return Forwarding(board.outbox)
-    return shared() if spec.background_writes else Writer(background=False)
+    return shared() if spec.background_writes else Writer("here")
 
 
 def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
@@ -152,14 +153,17 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
 
 
 def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board) -> TrialOutcome:
-    from mlflow_tune.models import Probabilities
+    from mlflow_tune.model_log import model_parts
     from mlflow_tune.training import train_model
-    from mlflow_tune.writer import RunWrite, serialise_model
+    from mlflow_tune.writer import RunWrite
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
-    tracker = MlflowCallback(RunRef(spec.tracking_uri, spec.run_id), role="trial", log_model=False,
-                             terminate=False, writer=writer,
+    # Curves are drawn, and the model logged, only for the top-k trials (below): for the rest
+    # the MLflow UI charts the per-epoch metrics, and the writer keeps pace with short trials.
+    run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
+    tracker = MlflowCallback(run, role="trial", log_model=False,
+                             terminate=False, writer=writer, plot_at_end=False,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()})
     try:
         result = train_model(cfg, [pruning, tracker])
@@ -174,22 +178,22 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     else:
         status = "completed"
     loss = spec.oriented(objective) if objective is not None else None
-    model = b""
+    top = False
     metrics: dict[str, float] = {}
     if loss is not None and objective is not None:
         board.losses[spec.tid] = loss
         metrics = finite({"objective": objective, "loss": loss})
-        # The full model is expensive (export, environment); keep it for the top-k trials so far,
-        # which always includes the eventual winner at the moment it finishes.
-        if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
-            model = serialise_model(Probabilities(result.model).cpu().eval())
+        # The full model costs more than a short trial's other writes together; keep it for the
+        # top-k trials so far, which always includes the eventual winner when it finishes.
+        top = status == "completed" and bool(result.best_state) and board.rank(loss) <= spec.top_k_models
     diagnosis = result.diagnosis.label if result.diagnosis else ""
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
     # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
-    writer.submit(RunWrite(spec.tracking_uri, spec.run_id, model=model,
-                           metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
-                           example=result.data.val.x[:5] if model else None, tags=done,
+    writer.submit(RunWrite(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id,
+                           model=model_parts(result.model, result.data.val.x[:5]) if top else None,
+                           history=tuple(result.history) if top else (),
+                           metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()), tags=done,
                            status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params)

@@ -21,7 +21,7 @@ from mlflow_tune.progress import SearchListener
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
 from mlflow_tune.tunefile import TuneConfig
-from mlflow_tune.writer import drain
+from mlflow_tune.writer import RunWrite, Writer, drain
 from mlflow_tune.writer import shared as shared_writer
 
 SUMMARY_METRICS = ("objective", "best_val_loss", "best_val_accuracy", "best_epoch", "test_loss", "test_accuracy")
@@ -55,7 +55,8 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
            listener: SearchListener | None = None) -> SearchOutcome:
     """Run (or with `resume`, continue) the search described by `tune`."""
     listener = listener or SearchListener()
-    shared_writer().start()
+    # Trials training in this process: their writes (and the set-up's) go to the writer process.
+    writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
     if resume:
         run = check_resumable(client, resume)
@@ -67,12 +68,12 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         parent = RunLogger(client, os.environ["MLFLOW_RUN_ID"])
         experiment_id = str(client.get_run(parent.run_id).info.experiment_id)
         parent.set_tags({TAG + "role": "search"})
-        log_setup(parent, tune)
+        log_setup(parent, tune, writer)
     else:
         experiment_id = ensure_experiment(client, tune.experiment)
         parent = RunLogger.start(client, experiment_id, name=f"search-{tune.search.algo}",
                                  tags={TAG + "role": "search"})
-        log_setup(parent, tune)
+        log_setup(parent, tune, writer)
     with sigterm_as_interrupt():
         try:
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
@@ -102,14 +103,21 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
     return run_level(level, listener)
 
 
-def log_setup(parent: RunLogger, tune: TuneConfig) -> None:
+def log_setup(parent: RunLogger, tune: TuneConfig, writer: Writer | None = None) -> None:
+    """The search's settings, space and fixed values as params; its tune file and space as files."""
     s = tune.search
     params: dict[str, Any] = {f"search.{k}": v for k, v in s.__dict__.items() if v not in ("", None)}
     params.update({f"space.{p.name}": json.dumps(p.to_spec()) for p in tune.space.params})
     params.update({f"train.{k}": v for k, v in tune.train.items()})
+    texts = (("tune.yaml", tune.source or json.dumps({"train": tune.train, "space": tune.space.to_spec()})),
+             ("space.json", json.dumps(tune.space.to_spec(), indent=2)))
+    if writer is not None:   # written while the first trial trains
+        writer.submit(RunWrite(parent.tracking_uri, parent.run_id, params=tuple((k, str(v)) for k, v in params.items()),
+                               texts=texts))
+        return
     parent.log_params(params)
-    parent.log_text(tune.source or json.dumps({"train": tune.train, "space": tune.space.to_spec()}), "tune.yaml")
-    parent.log_text(json.dumps(tune.space.to_spec(), indent=2), "space.json")
+    for path, text in texts:
+        parent.log_text(text, path)
 
 
 def counts_of(trials: list[TrialOutcome]) -> dict[str, int]:
@@ -137,19 +145,19 @@ def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> Sea
     trials = result.outcomes
     best = result.best()
     counts = counts_of(trials)
-    parent.log_metrics({f"n_{k}": float(v) for k, v in counts.items()})
+    metrics = {f"n_{k}": float(v) for k, v in counts.items()}
     parent.log_text(trials_csv(trials), "trials.csv")
     tags = {TAG + "stopped_by": result.stopped_by}
     best_metrics: dict[str, float] = {}
     if best is not None:
         child = parent.client.get_run(best.run_id).data
         best_metrics = {k: child.metrics[k] for k in SUMMARY_METRICS if k in child.metrics}
-        parent.log_metrics(finite(best_metrics))
+        metrics.update(finite(best_metrics))
         tags[TAG + "best_run_id"] = best.run_id
         tags[TAG + "best_trial"] = str(best.tid)
         tags.update({f"{TAG}best.{k}": str(v) for k, v in best.params.items()})
         log_best_params(parent, {**{k: v for k, v in child.params.items()}, **best.params})
-    parent.set_tags(tags)
+    parent.log_batch([(k, v, 0) for k, v in metrics.items()], tags=tags)   # one commit
     client = parent.client
     return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,
                          best_metrics, result.stopped_by, counts)

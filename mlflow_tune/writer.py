@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_tune.callbacks import EpochRecord
+from mlflow_tune.model_log import ModelParts
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,13 @@ class RunWrite:
     texts: tuple[tuple[str, str], ...] = ()      # (artifact path, text), e.g. a trial's error.txt
     history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
-    model: bytes = b""                           # a torch.save'd Probabilities module -> MLflow model
-    example: Any = None                          # input example for the model
+    model: ModelParts | None = None              # -> an MLflow PyTorch model
+    plot: bool = True                            # history -> learning_curves.png too
     tags: tuple[tuple[str, str], ...] = ()       # set after the files: e.g. the trial's outcome marker
     status: str = ""                             # then end the run with this status
+    experiment_id: str = ""                      # the run's, when known (the model needs it)
+    create: tuple[tuple[str, str], ...] = ()     # with run_id "": create a run with these tags in
+                                                 # experiment_id (name from tag mlflow.runName)
 
 
 def history_csv(history: tuple[EpochRecord, ...]) -> str:
@@ -54,20 +58,18 @@ def history_csv(history: tuple[EpochRecord, ...]) -> str:
 
 def write_run(job: RunWrite) -> str:
     """Write `job` (in whichever process runs it); returns the model URI or ""."""
-    if not (job.history or job.checkpoint or job.model or job.texts):   # numbers only: no torch import
-        from mlflow_tune.tracking import RunLogger, client_for
+    from mlflow_tune.tracking import TAG, RunLogger, client_for
 
-        run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    if job.create:   # returns the new run's id
+        tags = dict(job.create)
+        return RunLogger.start(client_for(job.tracking_uri), job.experiment_id, name=tags.pop("mlflow.runName", None),
+                               tags=tags).run_id
+    run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    if not (job.history or job.checkpoint or job.model or job.texts):   # numbers only: one commit
         run.log_batch(job.metrics, params=dict(job.params), tags=dict(job.tags))
         if job.status:
             run.end(job.status)
         return ""
-    import torch
-
-    from mlflow_tune.report import learning_curve_png
-    from mlflow_tune.tracking import TAG, RunLogger, client_for, log_exported_model
-
-    run = RunLogger(client_for(job.tracking_uri), job.run_id)
     model_uri = ""
     try:
         run.log_batch(job.metrics, params=dict(job.params))
@@ -77,23 +79,27 @@ def write_run(job: RunWrite) -> str:
                 (folder / name).write_text(text)
             if job.history:
                 (folder / "metrics_history.csv").write_text(history_csv(job.history))
+            if job.history and job.plot:
+                from mlflow_tune.report import learning_curve_png
+
                 learning_curve_png(job.history, folder / "learning_curves.png", title=job.run_id[:8])
             if job.checkpoint:
                 (folder / "checkpoints").mkdir()
                 (folder / "checkpoints" / "best_checkpoint.pt").write_bytes(job.checkpoint)
             if any(folder.iterdir()):
                 run.log_dir(folder)
-        if job.model:
-            exported = torch.load(io.BytesIO(job.model), weights_only=False)
-            model_uri = log_exported_model(run, exported, job.example)
-            run.set_tags({TAG + "model_uri": model_uri})
+        if job.model is not None:
+            from mlflow_tune.model_log import log_model
+
+            model_uri = log_model(run.client, run.run_id, job.model, experiment_id=job.experiment_id)
     except Exception as exc:
         run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
         if job.status:
             run.end("FAILED")
         raise
-    if job.tags:
-        run.set_tags(dict(job.tags))
+    tags = {**dict(job.tags), **({TAG + "model_uri": model_uri} if model_uri else {})}
+    if tags:
+        run.set_tags(tags)
     if job.status:
         run.end(job.status)
     return model_uri
@@ -177,31 +183,67 @@ def serve() -> None:
         replies.flush()
 
 
-class Writer:
-    """Runs jobs in the helper process (background=True) or right here."""
+class _Thread:
+    """One writing thread in this process, in submission order.
 
-    def __init__(self, background: bool = True):
-        self.background = background
-        self._helper: _Helper | None = None
+    For a driver whose trials train in worker processes: its own threads mostly wait, so
+    writing here costs the trials nothing, and there is no helper process to start (seconds
+    of imports, on cores the workers need).
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[Future[str], RunWrite] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="mlflow-tune-writer")
+        self.thread.start()
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        future: Future[str] = Future()
+        self.jobs.put((future, job))
+        return future
+
+    def _run(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            future, job = item
+            try:
+                future.set_result(write_run(job))
+            except Exception as exc:
+                future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+
+WHERE = ("process", "thread", "here")
+
+
+class Writer:
+    """Runs jobs in a helper process (`where="process"`), a thread, or right here, in order."""
+
+    def __init__(self, where: str = "process"):
+        if where not in WHERE:
+            raise ValueError(f"where={where!r} is not valid; choose one of: {', '.join(WHERE)}.")
+        self.where = where
+        self._helper: _Helper | _Thread | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
 
     def start(self) -> Writer:
-        """Start the helper process now, so its imports overlap with work the caller does first."""
-        if self.background and self._helper is None:
-            self._helper = _Helper()
+        """Start the helper now (a process's imports then overlap with what the caller does first)."""
+        if self.where != "here" and self._helper is None:
+            self._helper = _Helper() if self.where == "process" else _Thread()
         return self
 
     def submit(self, job: RunWrite) -> Future[str]:
-        if not self.background:
+        if self.where == "here":
             future: Future[str] = Future()
             try:
                 future.set_result(write_run(job))
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        if self._helper is None:
-            self._helper = _Helper()
-        future = self._helper.submit(job)
+        helper = self._helper or self.start()._helper
+        assert helper is not None
+        future = helper.submit(job)
         # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
         self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
         self._pending.append((future, job))
@@ -267,21 +309,13 @@ def shared() -> Writer:
     """The process-wide background writer, started on first use."""
     global _shared
     if _shared is None:
-        _shared = Writer(background=True)
+        _shared = Writer("process")
         atexit.register(_shared.close)
     return _shared
 
 
 def drain() -> list[str]:
     return _shared.drain() if _shared is not None else []
-
-
-def serialise_model(module: Any) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(module, buffer)
-    return buffer.getvalue()
 
 
 def serialise_checkpoint(state: dict[str, Any]) -> bytes:

@@ -81,7 +81,7 @@ def test_curves_refreshed_while_training(tracking_uri: str) -> None:
             jobs.append(job)
             return super().submit(job)
 
-    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0, writer=Recording(background=False))
+    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0, writer=Recording("here"))
     train_model(TrainConfig(epochs=3, hidden_units=16, num_threads=1), [tracker], guard=False)
     # every epoch with period 0 (curves only), then once more at the end with checkpoint and status
     drawn = [j for j in jobs if j.history]
@@ -90,3 +90,22 @@ def test_curves_refreshed_while_training(tracking_uri: str) -> None:
     assert "learning_curves.png" in {a.path for a in client.list_artifacts(run.run_id)}
     assert client.get_run(run.run_id).info.status == "FINISHED"
     assert "mlflow_tune.diagnosis" not in client.get_run(run.run_id).data.tags   # no guard, no label
+
+
+def test_thread_writer_writes_in_order_and_reports_failures(tracking_uri: str) -> None:
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = RunLogger.start(client, ensure_experiment(client, "exp"))
+    run.log_params({"p": 1})
+    writer = Writer("thread").start()
+    for step in range(5):
+        writer.submit(RunWrite(tracking_uri, run.run_id, metrics=(("x", float(step), step),)))
+    clash = writer.submit(RunWrite(tracking_uri, run.run_id, params=(("p", "2"),)))   # MLflow params are write-once
+    errors = writer.drain()
+    assert [m.value for m in client.get_metric_history(run.run_id, "x")] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert len(errors) == 1 and run.run_id in errors[0]
+    with pytest.raises(RuntimeError, match="MlflowException"):
+        clash.result()
+    assert "mlflow_tune.files_error" in client.get_run(run.run_id).data.tags
+    writer.close()
+    with pytest.raises(ValueError, match="where='gpu' is not valid; choose one of: process, thread, here"):
+        Writer("gpu")
