@@ -86,7 +86,10 @@ class PoolExecutor:
 Executorish = InlineExecutor | PoolExecutor
 
 
-PRELOAD = ["mlflow_tune.trial", "mlflow_tune.training", "sklearn.datasets", "sklearn.model_selection"]
+# torch._dynamo: creating the first optimizer in a process imports it (~800 modules, sympy
+# among them, ~2.5 s); preloaded here, it is paid once per search process, not once per worker.
+PRELOAD = ["mlflow_tune.trial", "mlflow_tune.training", "sklearn.datasets", "sklearn.model_selection",
+           "torch._dynamo"]
 
 
 def worker_context() -> multiprocessing.context.BaseContext:

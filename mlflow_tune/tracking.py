@@ -217,7 +217,9 @@ class MlflowCallback(TrainCallback):
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
         self.writer = writer
-        self._last_plot = self._last_flush = time.monotonic()
+        # The first epoch is sent at once (with the params and tags): the run shows up complete
+        # in the UI, and less is left to write when a short run ends.
+        self._last_plot, self._last_flush = time.monotonic(), -math.inf
         self._pending: list[tuple[str, float, int]] = []
         self._start: dict[str, Any] = {}   # params and tags, sent with the first flush
         self._last: Future[str] | None = None
