@@ -178,14 +178,13 @@ class ChildRuns:
     """Trial runs, each made one trial ahead by the background writer when trials train here.
 
     Creating a run is a ~15 ms round trip to the store; made while the previous trial trains,
-    it is ready when the next one starts. A run made ahead but not ready in time, or never
-    used, is deleted when the level ends.
+    it is ready when the next one starts. A run made ahead but never used is deleted when the
+    level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
     """
 
     def __init__(self, level: Level, ahead: bool):
         self.level, self.ahead = level, ahead
         self.made: dict[int, Future[str]] = {}
-        self.spare: list[Future[str]] = []
 
     def _tags(self, tid: int) -> dict[str, str]:
         return {TAG + "role": "trial", TAG + "trial": str(tid), PARENT_TAG: self.level.parent.run_id,
@@ -194,10 +193,9 @@ class ChildRuns:
     def take(self, tid: int, more: bool = True) -> str:
         """The run of trial `tid`; starts making the next one if `more` trials may follow."""
         level = self.level
+        # Waits if the writer is still busy (e.g. with its first model): making a second run for
+        # the same trial instead would leave two runs with one number after a kill -9.
         made = self.made.pop(tid, None)
-        if made is not None and not made.done():   # the writer is busy (e.g. its first model): don't wait
-            self.spare.append(made)
-            made = None
         run_id = made.result() if made is not None else RunLogger.start(
             level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
         if self.ahead and more:
@@ -209,11 +207,10 @@ class ChildRuns:
         return run_id
 
     def discard(self) -> None:
-        for made in [*self.made.values(), *self.spare]:
+        for made in self.made.values():
             with contextlib.suppress(Exception):
                 self.level.parent.client.delete_run(made.result())
         self.made.clear()
-        self.spare.clear()
 
 
 def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: bool) -> TrialSpec:
