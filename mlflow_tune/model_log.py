@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import functools
 import io
 import json
 import os
@@ -61,14 +62,15 @@ class _Templates:
         self.saved: dict[tuple[str, ...], _Template] = {}
         self.lock = threading.Lock()
 
-    def get(self, parts: ModelParts, signature: Any, requirements: list[str]) -> _Template:
-        key = (signature.to_dict()["inputs"], signature.to_dict()["outputs"], *parts.code_paths, *requirements)
+    def get(self, parts: ModelParts, signature: Any, requirements: tuple[str, ...]) -> _Template:
+        described = signature.to_dict()
+        key = (described["inputs"], described["outputs"], *parts.code_paths, *requirements)
         with self.lock:
             if key not in self.saved:
                 self.saved[key] = self._save(parts, signature, requirements)
             return self.saved[key]
 
-    def _save(self, parts: ModelParts, signature: Any, requirements: list[str]) -> _Template:
+    def _save(self, parts: ModelParts, signature: Any, requirements: tuple[str, ...]) -> _Template:
         import mlflow.pytorch
         import torch
         from mlflow.models import Model
@@ -78,7 +80,7 @@ class _Templates:
         code = [self._slim(Path(p)) for p in parts.code_paths]
         mlflow.pytorch.save_model(torch.load(io.BytesIO(parts.weights), weights_only=False), str(folder),
                                   mlflow_model=mlmodel, code_paths=code, signature=signature,
-                                  input_example=parts.example, pip_requirements=requirements,
+                                  input_example=parts.example, pip_requirements=list(requirements),
                                   serialization_format="pickle")
         for cache in folder.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
@@ -145,12 +147,14 @@ _templates: _Templates | None = None
 _templates_lock = threading.Lock()
 
 
-def requirements() -> list[str]:
-    """Pinned to what trained the model; inferring them spawns a subprocess (~8 s)."""
+@functools.cache
+def requirements() -> tuple[str, ...]:
+    """Pinned to what trained the model; inferring them spawns a subprocess (~8 s). Read once:
+    each package-metadata lookup costs a few ms, on every model otherwise."""
     from importlib.metadata import version
 
-    return [f"torch=={version('torch').split('+')[0]}", f"numpy=={version('numpy')}",
-            f"cloudpickle=={version('cloudpickle')}"]
+    return (f"torch=={version('torch').split('+')[0]}", f"numpy=={version('numpy')}",
+            f"cloudpickle=={version('cloudpickle')}")
 
 
 def log_model(client: MlflowClient, run_id: str, parts: ModelParts, name: str = "model",
