@@ -8,13 +8,17 @@
 (b) training epochs spent until the first trial reaching a target validation accuracy:
     mlflow-tune (TPE + pruning, `target=`) vs plain hyperopt `fmin` TPE with fixed epochs,
     over 3 seeds, on the same space.
+(c) `--parallel 2` vs `--parallel 1` on the same 8 grid trials, for a small and a larger mlp,
+    against the ceiling measured in the same run: the bare loop in one vs two worker processes.
 
-Every trainer runs with torch num_threads 1. Run: `python bench/search.py [--quick]`.
+Every trainer runs with torch num_threads 1 (and in (c) also as a user runs it: cores / N).
+Run: `python bench/search.py [--skip a,b] [--rounds 3]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import shutil
@@ -58,13 +62,14 @@ def run_bare(epochs: int) -> float:
     return time.perf_counter() - tic
 
 
-def run_tune(uri: str, epochs: int, parallel: int = 1) -> float:
+def run_tune(uri: str, epochs: int, parallel: int = 1, fixed: dict[str, Any] | None = None,
+             grid: dict[str, list[Any]] | None = None) -> float:
     from mlflow_tune.tune import search
     from mlflow_tune.tunefile import parse_tune_config
 
     tune = parse_tune_config({
-        "experiment": "bench-tune", "train": {**FIXED, "epochs": epochs},
-        "space": {k: {"choice": v} for k, v in GRID.items()},
+        "experiment": "bench-tune", "train": {**(FIXED if fixed is None else fixed), "epochs": epochs},
+        "space": {k: {"choice": v} for k, v in (grid or GRID).items()},
         "search": {"algo": "grid", "max_trials": 8, "parallel": parallel, "pruning": "none", "top_k_models": 1}})
     tic = time.perf_counter()
     out = search(tune, tracking_uri=uri)
@@ -177,6 +182,62 @@ def hyperopt_epochs_to_target(seed: int, epochs: int, target: float, budget: int
     return int(spent["epochs"]), bool(spent["hit"])
 
 
+# ---------------------------------------------------------------- (c) parallel speed-up
+
+HEAVY_FIXED = {**FIXED, "layers": 2}
+HEAVY_GRID = {"lr": [1e-3, 3e-3], "hidden_units": [384, 512], "dropout": [0.0, 0.2]}
+
+
+def _bare_trial(values: dict[str, Any]) -> float:
+    from mlflow_tune.config import from_mapping
+    from mlflow_tune.training import train_model
+
+    tic = time.perf_counter()
+    train_model(from_mapping(values), guard=False)
+    return time.perf_counter() - tic
+
+
+def bare_in_workers(pool: Any, configs: list[dict[str, Any]], processes: int) -> float:
+    """The bare loop in `processes` worker processes, one trial at a time each (as a search schedules)."""
+    tic = time.perf_counter()
+    if processes == 1:
+        for values in configs:
+            pool.apply(_bare_trial, (values,))
+    else:
+        list(pool.imap_unordered(_bare_trial, configs, chunksize=1))
+    return time.perf_counter() - tic
+
+
+def parallel_rows(name: str, fixed: dict[str, Any], grid: dict[str, list[Any]], epochs: int, rounds: int,
+                  store: Any) -> None:
+    from mlflow_tune.workers import worker_context
+
+    configs = [{**fixed, "epochs": epochs, **dict(zip(grid, values, strict=True))}
+               for values in itertools.product(*grid.values())]
+    user = {k: v for k, v in fixed.items() if k != "num_threads"}
+    times: dict[str, list[float]] = {k: [] for k in ("bare1", "bare2", "p1", "p2", "u1", "u2")}
+    with worker_context().Pool(2) as pool:
+        pool.map(_bare_trial, [{**configs[0], "epochs": 1}] * 2, chunksize=1)   # warm both workers
+        for i in range(rounds):
+            times["bare1"].append(bare_in_workers(pool, configs, 1))
+            times["bare2"].append(bare_in_workers(pool, configs, 2))
+            times["p1"].append(run_tune(store(f"p1-{i}"), epochs, 1, fixed, grid))
+            times["p2"].append(run_tune(store(f"p2-{i}"), epochs, 2, fixed, grid))
+            times["u1"].append(run_tune(store(f"u1-{i}"), epochs, 1, user, grid))
+            times["u2"].append(run_tune(store(f"u2-{i}"), epochs, 2, user, grid))
+            print(f"(c) {name}, round {i}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = [("bare loop, 1 vs 2 worker processes (the ceiling)", med["bare1"], med["bare2"]),
+            ("mlflow-tune --parallel 1 vs 2, num_threads 1", med["p1"], med["p2"]),
+            ("mlflow-tune --parallel 1 vs 2, threads cores/N", med["u1"], med["u2"])]
+    print(f"\n(c) 8 grid trials, {name}, median of {rounds} alternating rounds")
+    print(f"{'':50s} {'1 (s)':>7s} {'2 (s)':>7s} {'speed-up':>9s}")
+    for label, one, two in rows:
+        print(f"{label:50s} {one:7.2f} {two:7.2f} {one / two:8.2f}x")
+    ours, ceiling = med["p1"] / med["p2"], med["bare1"] / med["bare2"]
+    print(f"mlflow-tune speed-up {ours:.2f}x = {ours / ceiling:.0%} of the ceiling {ceiling:.2f}x", flush=True)
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
@@ -185,7 +246,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--mlflow-run-trials", type=int, default=4, help="`mlflow run` trials (scaled to 8)")
     parser.add_argument("--target", type=float, default=0.975)
-    parser.add_argument("--parallel-epochs", type=int, default=60, help="epochs per trial in (c)")
+    parser.add_argument("--parallel-epochs", type=int, default=60, help="epochs per trial in (c), small mlp")
+    parser.add_argument("--heavy-epochs", type=int, default=15, help="epochs per trial in (c), larger mlp")
     parser.add_argument("--budget", type=int, default=40, help="max trials per search in (b)")
     parser.add_argument("--pruning", default="median", choices=["median", "asha"])
     parser.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c")
@@ -253,19 +315,22 @@ def main() -> None:
         print(f"mean {mp:18.1f} {mt:22.1f} {mt / mp:6.2f}   (* = target not reached within the budget)")
         print(f"target: mlflow-tune <= 0.5x plain TPE epochs -> {'MET' if mt / mp <= 0.5 else 'NOT MET'}")
     if "c" not in args.skip:
-        # Trials in worker processes (num_threads 1 each, so 2 workers use the 2 cores). The first
-        # parallel search starts the fork server (torch and scikit-learn imported once per
-        # process); it is reported, and the speed-up is judged on alternating rounds after it.
-        cold = run_tune(fresh_store(tmp, "p2cold", template), args.parallel_epochs, parallel=2)
-        ones, twos = [], []
-        for i in range(args.rounds):
-            ones.append(run_tune(fresh_store(tmp, f"p1-{i}", template), args.parallel_epochs, parallel=1))
-            twos.append(run_tune(fresh_store(tmp, f"p2-{i}", template), args.parallel_epochs, parallel=2))
-            print(f"(c) round {i}: --parallel 1 {ones[-1]:.2f} s, --parallel 2 {twos[-1]:.2f} s", flush=True)
-        one, two = statistics.median(ones), statistics.median(twos)
-        print(f"\n(c) the same 8 grid trials, {args.parallel_epochs} epochs, median of {args.rounds} rounds: "
-              f"--parallel 1 {one:.1f} s, --parallel 2 {two:.1f} s, speed-up {one / two:.2f}x (2 cores); "
-              f"first parallel search in the process (fork server start) {cold:.1f} s")
+        # Each workload: the same 8 grid trials bare in one vs two worker processes (what two
+        # cores allow for them), then through mlflow-tune with --parallel 1 vs 2 (num_threads 1
+        # each), and as a user runs it (num_threads unset: cores / N, so --parallel 1 trains
+        # with 2 threads). The first parallel search of the process starts the fork server and
+        # the workers (torch and scikit-learn imported once per process); it is reported, and the
+        # speed-ups are judged on alternating rounds after it.
+        workloads = [(f"mlp 64/128 units, {args.parallel_epochs} epochs", FIXED, GRID, args.parallel_epochs),
+                     (f"mlp 2x384/512 units, {args.heavy_epochs} epochs", HEAVY_FIXED, HEAVY_GRID, args.heavy_epochs)]
+        cold = run_tune(fresh_store(tmp, "p2cold", template), 2, parallel=2)
+        run_tune(fresh_store(tmp, "p1cold", template), 2, parallel=1)   # starts the writer process, if (a) did not
+        print(f"\n(c) first parallel search in the process (fork server and workers start): {cold:.1f} s")
+        for w, (name, fixed, grid, epochs) in enumerate(workloads):
+            def store(tag: str, w: int = w) -> str:
+                return fresh_store(tmp, f"c{w}-{tag}", template)
+
+            parallel_rows(name, fixed, grid, epochs, args.rounds, store)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

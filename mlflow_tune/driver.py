@@ -16,16 +16,19 @@ from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.config import ConfigError
-from mlflow_tune.executors import InlineExecutor, make_executor
+from mlflow_tune.executors import make_executor
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.settings import SearchSettings
 from mlflow_tune.space import Space
 from mlflow_tune.suggest import Suggester
 from mlflow_tune.tracking import PARENT_TAG, TAG, RunLogger, child_runs, client_for
 from mlflow_tune.trial import Board, TrialOutcome, TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from mlflow_tune.writer import Writer
 
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 
@@ -136,10 +139,10 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
     running: dict[Future[TrialOutcome], TrialSpec] = {}
     stopped_by = ""
-    executor, shared = make_executor(s.executor, s.parallel, board)
-    runs = ChildRuns(level, ahead=isinstance(executor, InlineExecutor) and not s.project)
-    shared.curves.update(board.curves)
-    board = shared
+    executor = make_executor(s.executor, s.parallel)
+    # Trials training in this process (or in the worker pool) get their run made one trial
+    # ahead by the writer; a project trial's run is made by the driver just before it starts.
+    runs = ChildRuns(level, ahead=None if s.project else executor.ahead_writer(), depth=s.parallel)
     try:
         while True:
             while len(running) < s.parallel and not (stopped_by := stops.reason()):
@@ -147,7 +150,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 if params is None:
                     stopped_by = "grid_exhausted"
                     break
-                spec = _start_trial(level, next_tid, params, runs, more=stops.started + 1 < level.max_trials)
+                spec = _start_trial(level, next_tid, params, runs, more=level.max_trials - stops.started - 1)
                 listener.trial_started(spec.tid, params)
                 running[executor.submit(run_trial, spec, board)] = spec
                 stops.started += 1
@@ -175,35 +178,38 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
 
 
 class ChildRuns:
-    """Trial runs, each made one trial ahead by the background writer when trials train here.
+    """Trial runs, made ahead by the background writer when trials train here or in workers.
 
-    Creating a run is a ~15 ms round trip to the store; made while the previous trial trains,
-    it is ready when the next one starts. A run made ahead but never used is deleted when the
-    level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
+    Creating a run is a ~15 ms round trip to the store; made while earlier trials train, it is
+    ready when its trial starts. With N trials at once, N runs are made ahead: the next trial
+    may start as soon as any running one ends. A run made ahead but never used is deleted when
+    the level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
     """
 
-    def __init__(self, level: Level, ahead: bool):
-        self.level, self.ahead = level, ahead
+    def __init__(self, level: Level, ahead: Writer | None, depth: int = 1):
+        self.level, self.ahead, self.depth = level, ahead, max(1, depth)
         self.made: dict[int, Future[str]] = {}
 
     def _tags(self, tid: int) -> dict[str, str]:
         return {TAG + "role": "trial", TAG + "trial": str(tid), PARENT_TAG: self.level.parent.run_id,
                 **self.level.tags}
 
-    def take(self, tid: int, more: bool = True) -> str:
-        """The run of trial `tid`; starts making the next one if `more` trials may follow."""
+    def take(self, tid: int, more: int = 1) -> str:
+        """The run of trial `tid`; makes runs ahead for up to `more` trials that may follow it."""
         level = self.level
         # Waits if the writer is still busy (e.g. with its first model): making a second run for
         # the same trial instead would leave two runs with one number after a kill -9.
         made = self.made.pop(tid, None)
         run_id = made.result() if made is not None else RunLogger.start(
             level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
-        if self.ahead and more:
-            from mlflow_tune.writer import RunWrite, shared
+        if self.ahead is not None:
+            from mlflow_tune.writer import RunWrite
 
-            tags = {**self._tags(tid + 1), "mlflow.runName": f"trial-{tid + 1}"}
-            self.made[tid + 1] = shared().submit(RunWrite(level.tracking_uri, "", experiment_id=level.experiment_id,
-                                                          create=tuple(tags.items())))
+            for ahead in range(tid + 1, tid + 1 + min(self.depth, more)):
+                if ahead not in self.made:
+                    tags = {**self._tags(ahead), "mlflow.runName": f"trial-{ahead}"}
+                    self.made[ahead] = self.ahead.submit(RunWrite(
+                        level.tracking_uri, "", experiment_id=level.experiment_id, create=tuple(tags.items())))
         return run_id
 
     def discard(self) -> None:
@@ -213,7 +219,7 @@ class ChildRuns:
         self.made.clear()
 
 
-def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: bool) -> TrialSpec:
+def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:
     s = level.settings
     values = {**level.base, **params}
     if not values.get("num_threads") and not s.project:   # a foreign project may not know num_threads

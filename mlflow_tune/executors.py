@@ -1,31 +1,36 @@
-"""Where trials run: inline, in worker processes, or in threads (for MLflow Project trials).
+"""Where trials run: inline, in the process's worker pool, or in threads (MLflow Project trials).
 
-Each executor has the `submit` of concurrent.futures plus `abort` (stop running trials now)
-and `close`. Process workers come from a fork server (see `worker_context`): forking the driver
-itself, whose torch may have started its OpenMP thread pool, can deadlock.
+Each executor has `submit(fn, spec, board)` returning a Future, plus `abort` (stop running
+trials now) and `close` (the level is over: its writes are in). Process workers are long-lived
+(see `workers.py`); an executor is one level's view of them, with that level's board and writer.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
-from mlflow_tune.trial import Board
+from mlflow_tune.settings import EXECUTORS
+from mlflow_tune.trial import Board, TrialOutcome, TrialSpec
+from mlflow_tune.writer import Writer
 
-if TYPE_CHECKING:
-    from mlflow_tune.writer import Writer
+Trial = Callable[[TrialSpec, Board], TrialOutcome]
 
 
 class InlineExecutor:
     """parallel=1: run each trial in this process, no start-up cost, no pickling."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+    def ahead_writer(self) -> Writer | None:
+        """The writer that makes trial runs ahead (None: the driver makes each when it starts)."""
+        from mlflow_tune.writer import shared
+
+        return shared()   # the one the trials write through
+
+    def submit(self, fn: Trial, spec: TrialSpec, board: Board) -> Future[TrialOutcome]:
+        future: Future[TrialOutcome] = Future()
         try:
-            future.set_result(fn(*args))
+            future.set_result(fn(spec, board))
         except Exception as exc:
             future.set_exception(exc)
         return future
@@ -37,87 +42,72 @@ class InlineExecutor:
         return None
 
 
-def _warm_up() -> None:
-    """Import torch and the training code once per worker, before its first trial.
+class ThreadExecutor:
+    """MLflow Project trials: each is a subprocess already, so a thread only waits on it."""
 
-    Workers never import MLflow: their writes go to the driver's writer (writer.Forwarding).
-    """
-    import mlflow_tune.training  # noqa: F401
+    def __init__(self, parallel: int):
+        self.threads = ThreadPoolExecutor(parallel, thread_name_prefix="mlflow-tune-trial")
 
+    def submit(self, fn: Trial, spec: TrialSpec, board: Board) -> Future[TrialOutcome]:
+        return self.threads.submit(fn, spec, board)
 
-def _ready() -> None:
-    return None
-
-
-class PoolExecutor:
-    def __init__(self, pool: Executor, manager: Any = None, outbox: Any = None):
-        self.pool, self.manager, self.outbox = pool, manager, outbox
-        self.pump: threading.Thread | None = None
-        self.writer: Writer | None = None
-        if outbox is not None:
-            from mlflow_tune.writer import Writer, pump
-
-            # Workers train on every core; the driver mostly waits, so it writes in a thread.
-            self.writer = Writer("thread").start()
-            self.pump = threading.Thread(target=pump, args=(outbox, self.writer), daemon=True,
-                                         name="mlflow-tune-pump")
-            self.pump.start()
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        return self.pool.submit(fn, *args)
+    def ahead_writer(self) -> Writer | None:
+        return None
 
     def abort(self) -> None:
-        processes = getattr(self.pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.threads.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.pump is not None:   # jobs the workers queued are handed on before the manager goes
-            self.outbox.put(None)
-            self.pump.join()
-        if self.writer is not None:   # and written before the level ends
-            self.writer.close()
-        if self.manager is not None:
-            self.manager.shutdown()
+        self.threads.shutdown(wait=True, cancel_futures=True)
 
 
-Executorish = InlineExecutor | PoolExecutor
+class ProcessExecutor:
+    """Trials in the process's worker pool; their writes go to this level's writer thread.
 
-
-# torch._dynamo: creating the first optimizer in a process imports it (~800 modules, sympy
-# among them, ~2.5 s); preloaded here, it is paid once per search process, not once per worker.
-PRELOAD = ["mlflow_tune.trial", "mlflow_tune.training", "sklearn.datasets", "sklearn.model_selection",
-           "torch._dynamo"]
-
-
-def worker_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a fork server that imported torch and scikit-learn once.
-
-    Spawning each worker costs its own imports (seconds, and several at once on few cores);
-    forking the driver is unsafe (it runs threads, and torch may have started OpenMP). A fork
-    server is a fresh single-threaded process, so forking it is both safe and cheap.
+    Workers train on every core and the driver mostly waits, so it writes in a thread: no
+    writer process competing with the workers for the cores, one process on the store.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
+
+    def __init__(self, parallel: int):
+        from mlflow_tune.workers import pool
+
+        self.pool = pool()
+        self.pool.ensure(parallel)
+        self.writer: Writer = Writer("thread").start()
+
+    def submit(self, fn: Trial, spec: TrialSpec, board: Board) -> Future[TrialOutcome]:
+        from mlflow_tune.workers import Task
+
+        future: Future[Any] = Future()
+        self.pool.submit(Task(fn, (spec,), board, self.writer, future, owner=self))
+        return future
+
+    def ahead_writer(self) -> Writer | None:
+        return self.writer
+
+    def abort(self) -> None:
+        self.pool.stop_tasks_of(self)
+
+    def close(self) -> None:
+        self.writer.close()   # every job a worker sent came before its outcome: all are here
 
 
-def make_executor(kind: str, parallel: int, board: Board) -> tuple[Executorish, Board]:
-    """An executor for `kind` and the board its trials share (Manager proxies across processes)."""
-    if parallel <= 1 and kind in ("process", "thread", "project"):
-        return InlineExecutor(), board
-    if kind in ("thread", "project"):   # a project trial is a subprocess already; a thread waits on it
-        return PoolExecutor(ThreadPoolExecutor(parallel)), board
+Executorish = InlineExecutor | ThreadExecutor | ProcessExecutor
+
+
+def make_executor(kind: str, parallel: int) -> Executorish:
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor={kind!r} is not valid; choose one of: {', '.join(EXECUTORS)}.")
+    if parallel <= 1:
+        return InlineExecutor()
     if kind == "process":
-        context = worker_context()
-        manager = context.Manager()
-        shared = Board(manager.dict(), manager.dict(), manager.Queue())
-        pool = ProcessPoolExecutor(parallel, mp_context=context, initializer=_warm_up)
-        for _ in range(parallel):   # start the workers now, while the driver prepares the first trials
-            pool.submit(_ready)
-        return PoolExecutor(pool, manager, shared.outbox), shared
-    raise ValueError(f"executor={kind!r} is not valid; choose one of: process, thread, project.")
+        return ProcessExecutor(parallel)
+    return ThreadExecutor(parallel)
+
+
+def start_workers_ahead(kind: str, parallel: int) -> None:
+    """Start a parallel search's workers now, so their imports overlap the search's set-up."""
+    if kind == "process" and parallel > 1:
+        from mlflow_tune.workers import pool
+
+        pool().start_ahead(parallel)

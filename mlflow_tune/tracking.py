@@ -212,34 +212,47 @@ class MlflowCallback(TrainCallback):
     def __init__(self, run: RunLogger | RunRef, *, role: str = "train", log_model: bool = True,
                  plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
                  extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
-                 writer: Writer | Forwarding | None = None, plot_at_end: bool = True):
+                 writer: Writer | Forwarding | None = None, plot_at_end: bool = True,
+                 first_epoch_at_once: bool = True, hold_end: bool = False):
         self.run, self.role, self.log_model, self.plot_at_end = run, role, log_model, plot_at_end
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
         self.writer = writer
         # The first epoch is sent at once (with the params and tags): the run shows up complete
-        # in the UI, and less is left to write when a short run ends.
-        self._last_plot, self._last_flush = time.monotonic(), -math.inf
+        # in the UI, and less is left to write when a short run ends. A search trial waits for
+        # the period instead: a short trial is then written in one job, not three.
+        self._last_plot = time.monotonic()
+        self._last_flush = -math.inf if first_epoch_at_once else self._last_plot
         self._pending: list[tuple[str, float, int]] = []
         self._start: dict[str, Any] = {}   # params and tags, sent with the first flush
         self._last: Future[str] | None = None
+        self.hold_end = hold_end
+        self.held: RunWrite | None = None   # with hold_end: the last job, for the caller to add to
 
-    def _submit(self, **parts: Any) -> Future[str]:
-        from mlflow_tune.writer import shared
-
+    def _job(self, **parts: Any) -> RunWrite:
         if self._start:   # the run's params and tags ride with its first write: one commit fewer
             parts["params"], start_tags = self._start["params"], self._start["tags"]
             parts["tags"] = (*start_tags, *parts.get("tags", ()))
             self._start = {}
-        self._last = (self.writer or shared()).submit(RunWrite(self.run.tracking_uri, self.run.run_id,
-                                                               experiment_id=self.run.experiment_id, **parts))
+        return RunWrite(self.run.tracking_uri, self.run.run_id, experiment_id=self.run.experiment_id, **parts)
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        from mlflow_tune.writer import shared
+
+        self._last = (self.writer or shared()).submit(job)
         return self._last
 
+    def _submit(self, **parts: Any) -> Future[str]:
+        return self.submit(self._job(**parts))
+
     def flush(self) -> None:
-        """Send what is held back (params and tags not yet sent, buffered epochs), e.g. before failing."""
+        """Send what is held back (params and tags not yet sent, buffered epochs, the held last job)."""
         if self._start or self._pending:
             self._submit(metrics=tuple(self._pending))
             self._pending = []
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.submit(held)
 
     def model_uri(self) -> str:
         """The logged model's URI once the run's last write is done ("" when no model was logged)."""
@@ -291,11 +304,15 @@ class MlflowCallback(TrainCallback):
                                            "config": result.config.to_params()}) if result.best_state else b""
         with_model = self.log_model and bool(result.best_state)
         example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
-        self._submit(metrics=(*self._pending, *final), history=tuple(result.history), plot=self.plot_at_end,
-                     checkpoint=checkpoint,
-                     model=model_parts(result.model, example) if with_model else None, tags=tuple(tags.items()),
-                     status=run_status(result) if self.terminate else "")
+        job = self._job(metrics=(*self._pending, *final), history=tuple(result.history), plot=self.plot_at_end,
+                        checkpoint=checkpoint,
+                        model=model_parts(result.model, example) if with_model else None, tags=tuple(tags.items()),
+                        status=run_status(result) if self.terminate else "")
         self._pending = []
+        if self.hold_end:
+            self.held = job
+        else:
+            self.submit(job)
 
 
 def run_status(result: TrainResult) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import traceback
-from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.callbacks import EpochRecord, TrainCallback
@@ -18,7 +18,8 @@ from mlflow_tune.pruning import make_pruner
 from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, RunRef, client_for, finite
 
 if TYPE_CHECKING:
-    from mlflow_tune.writer import Forwarding, Writer
+    from mlflow_tune.training import TrainResult
+    from mlflow_tune.writer import Forwarding, RunWrite, Writer
 
 OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
 
@@ -63,21 +64,25 @@ class TrialOutcome:
 
 @dataclass
 class Board:
-    """What trials share: per-epoch curves (for pruning) and final losses (for top-k models).
+    """What a level's trials share: per-epoch curves (for pruning) and final losses (for top-k models).
 
-    In-process these are dicts; across worker processes, Manager dict proxies. A proxy only
-    sees assignments, so curves are replaced, never appended to in place.
+    It lives in the driver. A trial in a worker process sees it as `workers.RemoteBoard`, whose
+    calls the driver's reader threads answer here; each call is one dict operation, atomic
+    under the GIL, so those threads need no lock.
     """
 
-    curves: MutableMapping[int, list[float]] = field(default_factory=dict)
-    losses: MutableMapping[int, float] = field(default_factory=dict)
-    outbox: Any = None   # worker processes: a queue of RunWrite jobs to the driver's writer
+    curves: dict[int, list[float]] = field(default_factory=dict)
+    losses: dict[int, float] = field(default_factory=dict)
+    outbox: Any = None   # in a worker process: where its RunWrite jobs go (put), to the driver's writer
 
     def publish(self, tid: int, curve: list[float]) -> None:
         self.curves[tid] = list(curve)
 
     def snapshot(self) -> dict[int, Sequence[float]]:
         return dict(self.curves)
+
+    def record(self, tid: int, loss: float) -> None:
+        self.losses[tid] = loss
 
     def rank(self, loss: float) -> int:
         """1-based rank of `loss` among finished trials' losses (ties rank high)."""
@@ -153,23 +158,37 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
 
 
 def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board) -> TrialOutcome:
-    from mlflow_tune.model_log import model_parts
     from mlflow_tune.training import train_model
-    from mlflow_tune.writer import RunWrite
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
     # Curves are drawn, and the model logged, only for the top-k trials (below): for the rest
     # the MLflow UI charts the per-epoch metrics, and the writer keeps pace with short trials.
     run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
-    tracker = MlflowCallback(run, role="trial", log_model=False,
-                             terminate=False, writer=writer, plot_at_end=False,
+    tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False, writer=writer,
+                             plot_at_end=False, first_epoch_at_once=False, hold_end=True,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": _worker_name()})
     try:
         result = train_model(cfg, [pruning, tracker])
+        outcome, last = _outcome(spec, result, pruning, board)
     except BaseException:
         tracker.flush()   # params and epochs so far go in before run_trial records the failure
         raise
+    assert tracker.held is not None
+    # One job for the whole end of the trial: its last epochs and files, then the outcome.
+    held, tracker.held = tracker.held, None
+    writer.submit(replace(held, metrics=held.metrics + last.metrics, model=last.model, plot=last.plot,
+                          tags=held.tags + last.tags, status=last.status))
+    return outcome
+
+
+def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
+             board: Board) -> tuple[TrialOutcome, RunWrite]:
+    """The trial's outcome, and what its run gets for it: objective, status, and for a top-k
+    trial its curves and model."""
+    from mlflow_tune.model_log import model_parts
+    from mlflow_tune.writer import RunWrite
+
     objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
     if pruning.reason:
         status = "pruned"
@@ -181,7 +200,7 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     top = False
     metrics: dict[str, float] = {}
     if loss is not None and objective is not None:
-        board.losses[spec.tid] = loss
+        board.record(spec.tid, loss)
         metrics = finite({"objective": objective, "loss": loss})
         # The full model costs more than a short trial's other writes together; keep it for the
         # top-k trials so far, which always includes the eventual winner when it finishes.
@@ -190,13 +209,12 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
     # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
-    writer.submit(RunWrite(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id,
-                           model=model_parts(result.model, result.data.val.x[:5]) if top else None,
-                           history=tuple(result.history) if top else (),
-                           metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()), tags=done,
-                           status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
+    last = RunWrite(spec.tracking_uri, spec.run_id, plot=top, tags=done,
+                    model=model_parts(result.model, result.data.val.x[:5]) if top else None,
+                    metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
+                    status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
-                        result.stop_reason if status != "completed" else "", spec.params)
+                        result.stop_reason if status != "completed" else "", spec.params), last
 
 
 def _finish_project(spec: TrialSpec, run: RunLogger) -> TrialOutcome:

@@ -17,6 +17,7 @@ from mlflow_tune.driver import (
     run_level,
     sigterm_as_interrupt,
 )
+from mlflow_tune.executors import start_workers_ahead
 from mlflow_tune.progress import SearchListener
 from mlflow_tune.tracking import TAG, RunLogger, client_for, ensure_experiment, finite
 from mlflow_tune.trial import TrialOutcome
@@ -55,6 +56,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
            listener: SearchListener | None = None) -> SearchOutcome:
     """Run (or with `resume`, continue) the search described by `tune`."""
     listener = listener or SearchListener()
+    start_workers_ahead(tune.search.executor, tune.search.parallel)
     # Trials training in this process: their writes (and the set-up's) go to the writer process.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)

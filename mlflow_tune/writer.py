@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import collections
 import io
+import itertools
 import os
 import pickle
 import queue
@@ -184,33 +185,37 @@ def serve() -> None:
 
 
 class _Thread:
-    """One writing thread in this process, in submission order.
+    """One writing thread in this process, in submission order except that new runs go first.
 
     For a driver whose trials train in worker processes: its own threads mostly wait, so
     writing here costs the trials nothing, and there is no helper process to start (seconds
-    of imports, on cores the workers need).
+    of imports, on cores the workers need). A run made ahead for a trial is wanted the moment
+    a worker is free, and no other job depends on it, so it does not wait behind files.
     """
 
     def __init__(self) -> None:
-        self.jobs: queue.Queue[tuple[Future[str], RunWrite] | None] = queue.Queue()
+        self.jobs: queue.PriorityQueue[tuple[int, int, Future[str] | None, RunWrite | None]] = queue.PriorityQueue()
+        self.count = itertools.count()
         self.thread = threading.Thread(target=self._run, daemon=True, name="mlflow-tune-writer")
         self.thread.start()
 
     def submit(self, job: RunWrite) -> Future[str]:
         future: Future[str] = Future()
-        self.jobs.put((future, job))
+        self.jobs.put((0 if job.create else 1, next(self.count), future, job))
         return future
 
     def _run(self) -> None:
-        while (item := self.jobs.get()) is not None:
-            future, job = item
+        while True:
+            _, _, future, job = self.jobs.get()
+            if future is None or job is None:
+                return
             try:
                 future.set_result(write_run(job))
             except Exception as exc:
                 future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}"))
 
     def close(self) -> None:
-        self.jobs.put(None)
+        self.jobs.put((2, next(self.count), None, None))
         self.thread.join()
 
 
@@ -226,6 +231,7 @@ class Writer:
         self.where = where
         self._helper: _Helper | _Thread | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
+        self._lock = threading.Lock()   # a search's worker pipes submit from several reader threads
 
     def start(self) -> Writer:
         """Start the helper now (a process's imports then overlap with what the caller does first)."""
@@ -241,18 +247,20 @@ class Writer:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        helper = self._helper or self.start()._helper
-        assert helper is not None
-        future = helper.submit(job)
-        # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
-        self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
-        self._pending.append((future, job))
+        with self._lock:
+            helper = self._helper or self.start()._helper
+            assert helper is not None
+            future = helper.submit(job)
+            # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
+            self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
+            self._pending.append((future, job))
         return future
 
     def drain(self) -> list[str]:
         """Wait for every job; returns one line per failed job (its run was ended FAILED)."""
         errors = []
-        pending, self._pending = self._pending, []
+        with self._lock:
+            pending, self._pending = self._pending, []
         for future, job in pending:
             try:
                 future.result()
@@ -285,12 +293,6 @@ class Forwarding:
         future: Future[str] = Future()
         future.set_result("")
         return future
-
-
-def pump(outbox: Any, writer: Writer) -> None:
-    """Driver side of Forwarding: submit every forwarded job until the None sentinel."""
-    while (job := outbox.get()) is not None:
-        writer.submit(job)
 
 
 def _end_failed(job: RunWrite, exc: BaseException) -> None:

@@ -100,6 +100,45 @@ def test_parallel_workers_run_trials_concurrently(tracking_uri: str) -> None:
     # trials trained in two worker processes, neither of them this one
     workers = {k.data.tags[TAG + "worker"] for k in kids}
     assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
+    # a second search in the process trains in the same workers: they start once per process
+    again = run_search(tracking_uri, {"lr": {"choice": [0.001, 0.003]}}, train={"epochs": 2}, parallel=2)
+    assert {k.data.tags[TAG + "worker"] for k in children(client, again)} <= workers
+
+
+def test_parallel_search_prunes_across_workers_and_keeps_the_top_models(tracking_uri: str) -> None:
+    # The board (curves for the pruner, losses for top-k) lives in the driver; workers ask it over their pipes.
+    out = run_search(tracking_uri, {"lr": {"choice": [0.01, 0.003, 0.001, 1e-5]}}, train={"epochs": 4},
+                     parallel=2, pruning="median", pruning_warmup=1, min_trials_for_pruning=2, top_k_models=1)
+    client = MlflowClient(tracking_uri)
+    kids = {float(k.data.params["lr"]): k for k in children(client, out)}
+    bad = kids[1e-5]
+    assert bad.info.status == "KILLED" and bad.data.tags[TAG + "pruned"] == "true"
+    assert 1 <= len(client.get_metric_history(bad.info.run_id, "val_loss")) < 4
+    assert out.best is not None and TAG + "model_uri" in client.get_run(out.best.run_id).data.tags
+    assert len({k.data.tags[TAG + "worker"] for k in kids.values()}) == 2
+
+
+DIES = '''
+import os
+from torch import nn
+
+
+def build(cfg, spec):
+    os._exit(7)   # the worker process itself goes, as on an out-of-memory kill
+'''
+
+
+def test_a_trial_that_kills_its_worker_is_failed_and_the_search_goes_on(tracking_uri: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dies_model.py").write_text(DIES)
+    monkeypatch.syspath_prepend(str(tmp_path))   # after the workers started: they follow the driver's path
+    out = run_search(tracking_uri, {"model": {"choice": ["dies_model:build", "mlp"]}, "lr": {"choice": [0.003, 0.01]}},
+                     parallel=2)
+    failed = [o for o in out.trials if o.params["model"] == "dies_model:build"]
+    assert len(failed) == 2 and all(o.status == "failed" and "died" in o.error for o in failed)
+    run = MlflowClient(tracking_uri).get_run(failed[0].run_id)
+    assert run.info.status == "FAILED" and "died" in run.data.tags[TAG + "error"]
+    assert out.counts["completed"] == 2 and out.best is not None and out.best.params["model"] == "mlp"
 
 
 def test_pruning_stops_a_clearly_bad_trial(tracking_uri: str) -> None:
