@@ -140,8 +140,8 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     running: dict[Future[TrialOutcome], TrialSpec] = {}
     stopped_by = ""
     executor = make_executor(s.executor, s.parallel)
-    # Trials training in this process (or in the worker pool) get their run made one trial
-    # ahead by the writer; a project trial's run is made by the driver just before it starts.
+    # Trials training in this process or in the worker pool get their runs made ahead by the
+    # writer, one per trial slot; a project trial's run is made by the driver as it starts.
     runs = ChildRuns(level, ahead=None if s.project else executor.ahead_writer(), depth=s.parallel)
     try:
         while True:

@@ -79,7 +79,10 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     with sigterm_as_interrupt():
         try:
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
-            drain()   # trials' files and models are in before the summary reads them
+            # The trials table needs nothing from the trials' runs: it is written while the
+            # writer finishes the last of them; the rest of the summary reads them.
+            parent.log_text(trials_csv(result.outcomes), "trials.csv")
+            drain()
         except BaseException as exc:
             parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
             parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -143,12 +146,12 @@ def trials_csv(trials: list[TrialOutcome]) -> str:
 
 
 def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
-    """Write the parent's summary: counts, trials table, best trial's params, metrics and run id."""
+    """Write the parent's summary (its trials table is already in): counts, best trial's params,
+    metrics and run id."""
     trials = result.outcomes
     best = result.best()
     counts = counts_of(trials)
     metrics = {f"n_{k}": float(v) for k, v in counts.items()}
-    parent.log_text(trials_csv(trials), "trials.csv")
     tags = {TAG + "stopped_by": result.stopped_by}
     best_metrics: dict[str, float] = {}
     if best is not None:

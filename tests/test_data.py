@@ -168,3 +168,11 @@ def test_unknown_file_format(tmp_path: Path) -> None:
     path.write_text("a,b\n")
     with pytest.raises(ConfigError, match="format"):
         split(TrainConfig(dataset="csv", data_path=str(path)))
+
+
+def test_packaged_data_is_parsed_once_and_each_caller_gets_its_own_copy() -> None:
+    cfg = TrainConfig(dataset="digits")
+    first = load_arrays(cfg)
+    first[0][0, 0] = 1e9   # a caller that changes its rows in place
+    second = load_arrays(cfg)
+    assert second[0][0, 0] != 1e9 and second[0].shape == (1797, 64)

@@ -226,8 +226,9 @@ def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp_path: Path) -> None:
-    config = _write_tune(tmp_path)
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp_path: Path, parallel: int) -> None:
+    config = _write_tune(tmp_path, parallel=parallel)
     client = MlflowClient(tracking_uri)
     proc = start_search_cli(config, tracking_uri)
     try:
@@ -266,8 +267,10 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp
 
 
 @pytest.mark.slow
-def test_sigterm_kills_running_children_and_writes_the_summary(tracking_uri: str, tmp_path: Path) -> None:
-    config = _write_tune(tmp_path)
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_sigterm_kills_running_children_and_writes_the_summary(tracking_uri: str, tmp_path: Path,
+                                                                parallel: int) -> None:
+    config = _write_tune(tmp_path, parallel=parallel)
     client = MlflowClient(tracking_uri)
     proc = start_search_cli(config, tracking_uri)
     try:
