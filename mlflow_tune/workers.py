@@ -211,7 +211,11 @@ class WorkerPool:
         if worker is None:   # every worker busy or dead: one more
             self.ensure(len([w for w in self.workers if w.alive]) + 1)
             return self.submit(task)
-        worker.run(task)
+        try:
+            worker.run(task)
+        except OSError:   # it died while idle, before its reader noticed: the next one takes the trial
+            worker.task, worker.alive = None, False
+            self.submit(task)
 
     def stop_tasks_of(self, owner: object) -> None:
         for worker in list(self.workers):

@@ -89,3 +89,11 @@ def test_workers_follow_the_drivers_cwd_and_import_path(pool: WorkerPool, tmp_pa
 def test_workers_are_reused_across_tasks(pool: WorkerPool) -> None:
     pids = {run(pool, where, {"module": "os"})["pid"] for _ in range(4)}
     assert pids <= {w.process.pid for w in pool.workers} and len(pool.workers) == 2
+
+
+def test_a_worker_that_died_while_idle_is_passed_over(pool: WorkerPool) -> None:
+    idle = pool.workers[0]
+    idle.process.kill()
+    idle.process.join(10)
+    out = run(pool, uses_the_board, {"tid": 1, "loss": 0.5})   # whether or not its reader noticed yet
+    assert out["pid"] != idle.process.pid and out["rank"] == 1
