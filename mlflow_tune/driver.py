@@ -138,6 +138,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     # Numbers are never reused: an interrupted trial keeps its number, its re-run gets a new one.
     next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
     running: dict[Future[TrialOutcome], TrialSpec] = {}
+    starting: TrialSpec | None = None
     stopped_by = ""
     executor = make_executor(s.executor, s.parallel)
     # Trials training in this process or in the worker pool get their runs made ahead by the
@@ -150,9 +151,11 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 if params is None:
                     stopped_by = "grid_exhausted"
                     break
-                spec = _start_trial(level, next_tid, params, runs, more=level.max_trials - stops.started - 1)
+                starting = spec = _start_trial(level, next_tid, params, runs,
+                                               more=level.max_trials - stops.started - 1)
                 listener.trial_started(spec.tid, params)
                 running[executor.submit(run_trial, spec, board)] = spec
+                starting = None
                 stops.started += 1
                 next_tid += 1
             if not running:
@@ -168,7 +171,8 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 listener.trial_finished(outcome, best_trial(outcomes))
     except KeyboardInterrupt:
         executor.abort()
-        for spec in running.values():
+        # `starting`: a trial whose run exists but that was not yet handed to the executor
+        for spec in [*running.values(), *([starting] if starting is not None else [])]:
             _mark_interrupted(level.parent, spec.run_id)
         return LevelResult(outcomes, "interrupted", interrupted=True)
     finally:
@@ -199,9 +203,11 @@ class ChildRuns:
         level = self.level
         # Waits if the writer is still busy (e.g. with its first model): making a second run for
         # the same trial instead would leave two runs with one number after a kill -9.
-        made = self.made.pop(tid, None)
+        # It leaves `made` only once it is there: interrupted while waiting, discard() ends it.
+        made = self.made.get(tid)
         run_id = made.result() if made is not None else RunLogger.start(
             level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
+        self.made.pop(tid, None)
         if self.ahead is not None:
             from mlflow_tune.writer import RunWrite
 

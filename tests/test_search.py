@@ -200,16 +200,18 @@ def test_raising_trial_is_a_failed_child_and_the_search_goes_on(tracking_uri: st
 def _write_tune(tmp_path: Path, **search_: Any) -> Path:
     path = tmp_path / "tune.yaml"
     space = {"lr": {"choice": [0.001, 0.003, 0.01]}, "hidden_units": {"choice": [16, 32]}}
-    path.write_text(yaml.safe_dump(tune_data(space, {"epochs": 5}, top_k_models=0, **search_)))
+    # long enough trials (~0.3 s) that the search is still running when the test has seen one end
+    path.write_text(yaml.safe_dump(tune_data(space, {"epochs": 30}, top_k_models=0, **search_)))
     return path
 
 
 def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int,
               timeout: float = 150) -> tuple[str, list[Any]]:
-    """Poll the store until `finished` trials are over and another one is training.
+    """Poll the store until `finished` trials are over (their outcome is written) and another
+    one is running, so the signal lands in the middle of a search, not in its first imports.
 
-    The driver creates a trial's run when it starts it (parallel 1: after the previous one
-    ended); everything else a trial writes goes through the background writer, a little later.
+    Trial runs are made ahead of their trials; everything else a trial writes goes through the
+    background writer, a little later.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,7 +221,8 @@ def _wait_for(client: MlflowClient, proc: subprocess.Popen[bytes], finished: int
         if parents:
             pid = parents[0].info.run_id
             kids = child_runs(client, parents[0].info.experiment_id, pid)
-            if len(kids) >= finished + 1:
+            done = [k for k in kids if k.data.tags.get(TAG + "outcome")]
+            if len(done) >= finished and len(kids) > len(done):
                 return pid, kids
         time.sleep(0.1)
     raise AssertionError("timed out waiting for finished trials")
