@@ -38,9 +38,8 @@ SPACE_B = {"lr": {"loguniform": [1e-4, 1]}, "hidden_units": {"int": [16, 256]},
 SEEDS = (0, 1, 2)
 
 
-def grid_configs() -> list[dict[str, Any]]:
-    return [{"lr": a, "hidden_units": b, "dropout": c}
-            for a in GRID["lr"] for b in GRID["hidden_units"] for c in GRID["dropout"]]
+def grid_configs(grid: dict[str, list[Any]] = GRID) -> list[dict[str, Any]]:
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 def fresh_store(tmp: Path, name: str, template: Path) -> str:
@@ -212,8 +211,7 @@ def parallel_rows(name: str, fixed: dict[str, Any], grid: dict[str, list[Any]], 
                   store: Any) -> None:
     from mlflow_tune.workers import worker_context
 
-    configs = [{**fixed, "epochs": epochs, **dict(zip(grid, values, strict=True))}
-               for values in itertools.product(*grid.values())]
+    configs = [{**fixed, "epochs": epochs, **values} for values in grid_configs(grid)]
     user = {k: v for k, v in fixed.items() if k != "num_threads"}
     times: dict[str, list[float]] = {k: [] for k in ("bare1", "bare2", "p1", "p2", "u1", "u2")}
     with worker_context().Pool(2) as pool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from mlflow_tune.settings import EXECUTORS
 from mlflow_tune.trial import Board, TrialOutcome, TrialSpec
-from mlflow_tune.writer import Writer
+from mlflow_tune.workers import Task, pool
+from mlflow_tune.writer import Writer, shared
 
 Trial = Callable[[TrialSpec, Board], TrialOutcome]
 
@@ -23,8 +23,6 @@ class InlineExecutor:
 
     def ahead_writer(self) -> Writer | None:
         """The writer that makes trial runs ahead (None: the driver makes each when it starts)."""
-        from mlflow_tune.writer import shared
-
         return shared()   # the one the trials write through
 
     def submit(self, fn: Trial, spec: TrialSpec, board: Board) -> Future[TrialOutcome]:
@@ -69,16 +67,12 @@ class ProcessExecutor:
     """
 
     def __init__(self, parallel: int):
-        from mlflow_tune.workers import pool
-
         self.pool = pool()
         self.pool.ensure(parallel)
         self.writer: Writer = Writer("thread").start()
 
     def submit(self, fn: Trial, spec: TrialSpec, board: Board) -> Future[TrialOutcome]:
-        from mlflow_tune.workers import Task
-
-        future: Future[Any] = Future()
+        future: Future[TrialOutcome] = Future()
         self.pool.submit(Task(fn, (spec,), board, self.writer, future, owner=self))
         return future
 
@@ -108,6 +102,4 @@ def make_executor(kind: str, parallel: int) -> Executorish:
 def start_workers_ahead(kind: str, parallel: int) -> None:
     """Start a parallel search's workers now, so their imports overlap the search's set-up."""
     if kind == "process" and parallel > 1:
-        from mlflow_tune.workers import pool
-
         pool().start_ahead(parallel)
