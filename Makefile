@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m mlflow_tune.demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m mlflow_tune.cli.demo
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """Tracking overhead: the same trainings bare and through mlflow-tune with full logging.
 
 Digits, mlp, 20 epochs, 8 configurations (lr x hidden_units x dropout). In one process, the
-8 configurations are trained bare (`train_model(cfg, guard=False)`), then through
+8 configurations are trained bare (`train_model(cfg)`), then through
 `mlflow_tune.api.train` (params, per-epoch metrics, diagnosis guard, learning curves, history
 CSV, checkpoint and the PyTorch model logged once per run) into a SQLite store in a temp dir.
 Each block is timed whole. The tracked block trains back to back (`train(..., wait=False)`:
@@ -31,10 +31,10 @@ from typing import Any
 
 import torch
 
-from mlflow_tune import writer
 from mlflow_tune.api import train
-from mlflow_tune.config import TrainConfig
-from mlflow_tune.training import train_model
+from mlflow_tune.tracking import writer
+from mlflow_tune.training.config import TrainConfig
+from mlflow_tune.training.loop import train_model
 
 TARGET = 1.10
 
@@ -64,7 +64,7 @@ def main() -> None:
         uri = f"sqlite:///{Path(tmp)}/mlflow.db"
         # Warm-up outside the measurement: imports, schema creation, first-call caches.
         warm = configs(2)[0]
-        train_model(warm, guard=False)
+        train_model(warm)
         train(warm, tracking_uri=uri, experiment="warmup")
         writer.drain()
         for epochs in args.epochs:
@@ -80,7 +80,7 @@ def measure(cfgs: list[TrainConfig], epochs: int, uri: str, rounds: int, profile
     tracked: list[float] = []
     waited: list[float] = []
     for _round in range(rounds):
-        bare.append(timed(lambda: [train_model(cfg, guard=False) for cfg in cfgs]))
+        bare.append(timed(lambda: [train_model(cfg) for cfg in cfgs]))
         if profiler:
             profiler.enable()
         tracked.append(timed(lambda: ([train(cfg, tracking_uri=uri, experiment="bench", wait=False)

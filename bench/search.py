@@ -52,19 +52,19 @@ def fresh_store(tmp: Path, name: str, template: Path) -> str:
 # ---------------------------------------------------------------- (a) wall time
 
 def run_bare(epochs: int) -> float:
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.training import train_model
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.loop import train_model
 
     tic = time.perf_counter()
     for params in grid_configs():
-        train_model(from_mapping({**FIXED, "epochs": epochs, **params}), guard=False)
+        train_model(from_mapping({**FIXED, "epochs": epochs, **params}))
     return time.perf_counter() - tic
 
 
 def run_tune(uri: str, epochs: int, parallel: int = 1, fixed: dict[str, Any] | None = None,
              grid: dict[str, list[Any]] | None = None) -> float:
-    from mlflow_tune.tune import search
-    from mlflow_tune.tunefile import parse_tune_config
+    from mlflow_tune.tuning.study import search
+    from mlflow_tune.tuning.tunefile import parse_tune_config
 
     tune = parse_tune_config({
         "experiment": "bench-tune", "train": {**(FIXED if fixed is None else fixed), "epochs": epochs},
@@ -94,9 +94,9 @@ def run_optuna(uri: str, epochs: int) -> tuple[float, str]:
     import mlflow
     import optuna
 
-    from mlflow_tune.callbacks import TrainCallback
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.training import train_model
+    from mlflow_tune.training.callbacks import TrainCallback
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.loop import train_model
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     mlflow.set_tracking_uri(uri)
@@ -119,7 +119,7 @@ def run_optuna(uri: str, epochs: int) -> tuple[float, str]:
     def objective(trial: Any) -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in GRID.items()}
         cfg = from_mapping({**FIXED, "epochs": epochs, **params})
-        result = train_model(cfg, [Report(trial)], guard=False)
+        result = train_model(cfg, [Report(trial)])
         return result.best_val_loss
 
     tic = time.perf_counter()
@@ -135,8 +135,8 @@ def run_optuna(uri: str, epochs: int) -> tuple[float, str]:
 
 def tune_epochs_to_target(uri: str, seed: int, epochs: int, target: float, budget: int,
                           pruning: str) -> tuple[int, bool]:
-    from mlflow_tune.tune import search
-    from mlflow_tune.tunefile import parse_tune_config
+    from mlflow_tune.tuning.study import search
+    from mlflow_tune.tuning.tunefile import parse_tune_config
 
     tune = parse_tune_config({
         "experiment": f"bench-target-{pruning}-{seed}", "train": {**FIXED, "epochs": epochs},
@@ -158,16 +158,16 @@ def hyperopt_epochs_to_target(seed: int, epochs: int, target: float, budget: int
     import numpy as np
     from hyperopt import STATUS_OK, Trials, fmin, tpe
 
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.space import parse_space
-    from mlflow_tune.training import train_model
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.loop import train_model
+    from mlflow_tune.tuning.space import parse_space
 
     space = parse_space(SPACE_B)
     spent = {"epochs": 0, "hit": False}
 
     def objective(sample: dict[str, Any]) -> dict[str, Any]:
         params = space.decode(sample)
-        result = train_model(from_mapping({**FIXED, "epochs": epochs, **params}), guard=False)
+        result = train_model(from_mapping({**FIXED, "epochs": epochs, **params}))
         spent["epochs"] += len(result.history)
         acc = result.best_val_accuracy if math.isfinite(result.best_val_loss) else 0.0
         spent["hit"] = spent["hit"] or acc >= target
@@ -188,11 +188,11 @@ HEAVY_GRID = {"lr": [1e-3, 3e-3], "hidden_units": [384, 512], "dropout": [0.0, 0
 
 
 def _bare_trial(values: dict[str, Any]) -> float:
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.training import train_model
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.loop import train_model
 
     tic = time.perf_counter()
-    train_model(from_mapping(values), guard=False)
+    train_model(from_mapping(values))
     return time.perf_counter() - tic
 
 
@@ -209,7 +209,7 @@ def bare_in_workers(pool: Any, configs: list[dict[str, Any]], processes: int) ->
 
 def parallel_rows(name: str, fixed: dict[str, Any], grid: dict[str, list[Any]], epochs: int, rounds: int,
                   store: Any) -> None:
-    from mlflow_tune.workers import worker_context
+    from mlflow_tune.executors.pool import worker_context
 
     configs = [{**fixed, "epochs": epochs, **values} for values in grid_configs(grid)]
     user = {k: v for k, v in fixed.items() if k != "num_threads"}
@@ -259,10 +259,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     template = tmp / "template.db"
     MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.training import train_model
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.loop import train_model
 
-    train_model(from_mapping({**FIXED, "epochs": 1}), guard=False)   # warm caches (data, torch) for all
+    train_model(from_mapping({**FIXED, "epochs": 1}))   # warm caches (data, torch) for all
 
     if "a" not in args.skip:
         # The first search in a process also starts the writer process and imports hyperopt;

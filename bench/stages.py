@@ -54,7 +54,7 @@ def trial_rows(uri: str, parent_id: str) -> list[dict[str, Any]]:
     """Every trial under the search (through stage runs): tid, stage, metrics, subsample."""
     from mlflow import MlflowClient
 
-    from mlflow_tune.runs_diagnosis import descendants
+    from mlflow_tune.diagnostics.runs import descendants
 
     client = MlflowClient(uri)
     experiment_id = client.get_run(parent_id).info.experiment_id
@@ -76,9 +76,9 @@ def pick(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_one(tmp: Path, template: Path, dataset: str, seed: int, method: str,
             trials: int) -> list[dict[str, Any]]:
-    from mlflow_tune.progress import SearchListener
-    from mlflow_tune.tune import search
-    from mlflow_tune.tunefile import parse_tune_config
+    from mlflow_tune.tuning.listener import SearchListener
+    from mlflow_tune.tuning.study import search
+    from mlflow_tune.tuning.tunefile import parse_tune_config
 
     store = tmp / f"{dataset}-{method}-{seed}.db"
     shutil.copy(template, store)

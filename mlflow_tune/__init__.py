@@ -10,12 +10,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TrainConfig": "mlflow_tune.config",
+    "TrainConfig": "mlflow_tune.training.config",
     "train": "mlflow_tune.api",
     "TrainOutcome": "mlflow_tune.api",
-    "search": "mlflow_tune.tune",
-    "SearchOutcome": "mlflow_tune.tune",
-    "load_tune_file": "mlflow_tune.tunefile",
+    "search": "mlflow_tune.tuning.study",
+    "SearchOutcome": "mlflow_tune.tuning.study",
+    "load_tune_file": "mlflow_tune.tuning.tunefile",
     "promote": "mlflow_tune.registry",
     "PromotionResult": "mlflow_tune.registry",
     "diagnose": "mlflow_tune.diagnostics",

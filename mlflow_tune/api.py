@@ -7,12 +7,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mlflow_tune.callbacks import TrainCallback
-from mlflow_tune.config import TrainConfig
-from mlflow_tune.data import check_source
-from mlflow_tune.tracking import TAG, MlflowCallback, RunLogger, client_for, ensure_experiment
-from mlflow_tune.training import TrainResult, train_model
-from mlflow_tune.writer import shared
+from mlflow_tune.diagnostics.guard import DiagnosisGuard
+from mlflow_tune.tracking.callback import MlflowCallback
+from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
+from mlflow_tune.tracking.writer import shared
+from mlflow_tune.training.callbacks import TrainCallback
+from mlflow_tune.training.config import TrainConfig
+from mlflow_tune.training.data import check_source
+from mlflow_tune.training.loop import TrainResult, train_model
 
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
@@ -61,7 +63,7 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
         run = RunLogger.start(client, experiment_id, name=name, tags={TAG + "role": "train"})
     tracker = MlflowCallback(run, role="train", log_model=log_model)
     try:
-        result = train_model(config, [*callbacks, tracker])
+        result = train_model(config, [DiagnosisGuard(), *callbacks, tracker])
     except BaseException as exc:
         # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
         tracker.flush()

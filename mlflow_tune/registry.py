@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mlflow_tune.config import ConfigError, TrainConfig, from_mapping
-from mlflow_tune.tracking import TAG, RunLogger, client_for, log_pytorch_model, trial_runs
+from mlflow_tune.tracking.callback import log_pytorch_model
+from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, trial_runs
+from mlflow_tune.training.config import ConfigError, TrainConfig, from_mapping
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
-    from mlflow_tune.data import Split
+    from mlflow_tune.training.data import Split
 
 LABELS = ("healthy", "underfit", "overfit", "nonconvergent")
 ALLOWABLE = ("underfit", "overfit", "nonconvergent", "undiagnosed", "pruned")
@@ -180,7 +181,7 @@ def _config(trial: _Trial) -> TrainConfig:
 
 
 def _test_split(trial: _Trial) -> Split:
-    from mlflow_tune.data import split
+    from mlflow_tune.training.data import split
 
     data = split(_config(trial))
     if not len(data.test):
@@ -195,8 +196,8 @@ def rebuild_model(client: MlflowClient, trial: _Trial) -> str:
 
     import torch
 
-    from mlflow_tune.data import split
-    from mlflow_tune.models import build_model
+    from mlflow_tune.training.data import split
+    from mlflow_tune.training.models import build_model
 
     cfg = _config(trial)
     data = split(cfg)

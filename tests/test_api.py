@@ -15,9 +15,9 @@ import torch
 from mlflow import MlflowClient
 
 from mlflow_tune.api import TrainOutcome, train
-from mlflow_tune.callbacks import EPOCH_METRICS
-from mlflow_tune.config import ConfigError, TrainConfig
-from mlflow_tune.tracking import RunLogger, ensure_experiment
+from mlflow_tune.tracking.runs import RunLogger, ensure_experiment
+from mlflow_tune.training.callbacks import EPOCH_METRICS
+from mlflow_tune.training.config import ConfigError, TrainConfig
 
 EPOCHS = 4
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from mlflow_tune.config import FIELD_TYPES, TrainConfig
+from mlflow_tune.training.config import FIELD_TYPES, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlflow_tune.config import ConfigError
 from mlflow_tune.registry import _Trial, check_alias, choose, decide, predict, promote
-from mlflow_tune.tune import SearchOutcome, search
-from mlflow_tune.tunefile import parse_tune_config
+from mlflow_tune.training.config import ConfigError
+from mlflow_tune.tuning.study import SearchOutcome, search
+from mlflow_tune.tuning.tunefile import parse_tune_config
 
 ANY_LABEL = ("underfit", "overfit", "nonconvergent", "undiagnosed")   # the poor trial's label varies
 TRAIN = {"dataset": "digits", "model": "mlp", "num_threads": 1, "hidden_units": 32}
@@ -50,8 +50,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterat
 
 
 def _test_rows(params: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    from mlflow_tune.config import from_mapping
-    from mlflow_tune.data import split
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.data import split
 
     test = split(from_mapping(params)).test
     return test.x, test.y
@@ -170,7 +170,7 @@ def test_decide() -> None:
 
 
 def test_cli_promote(store: Store) -> None:
-    from mlflow_tune.cli import app
+    from mlflow_tune.cli.app import app
 
     runner = CliRunner()
     args = ["promote", store.good.parent_run_id, "--model-name", "cli-digits", "--tracking-uri", store.uri]

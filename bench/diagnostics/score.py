@@ -21,10 +21,12 @@ import sys
 from pathlib import Path
 
 try:
-    from mlflow_tune import diagnostics, diagnostics_rules
+    from mlflow_tune.diagnostics import rules as diagnostics_rules
+    from mlflow_tune.diagnostics import verdict as diagnostics
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from mlflow_tune import diagnostics, diagnostics_rules
+    from mlflow_tune.diagnostics import rules as diagnostics_rules
+    from mlflow_tune.diagnostics import verdict as diagnostics
 
 LABELS, Curves, diagnose, early_verdict = (
     diagnostics.LABELS,

@@ -1,0 +1,3 @@
+from mlflow_tune.cli.app import main
+
+main()

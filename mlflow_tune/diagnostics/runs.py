@@ -1,0 +1,119 @@
+"""Diagnose MLflow runs, ours or other tools': read curves back, label, write tags.
+
+Metric names are recognised across tools: ours (train_loss, val_loss, train_accuracy,
+val_accuracy), Keras autolog (loss, val_loss, accuracy, val_accuracy) and Lightning-style
+(train_acc, val_acc, *_epoch); explicit keys override the guess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_tune.diagnostics.curves import Curves, Diagnosis
+from mlflow_tune.diagnostics.verdict import diagnose
+from mlflow_tune.tracking.callback import diagnosis_tags
+from mlflow_tune.tracking.runs import TAG, RunLogger, trial_runs
+from mlflow_tune.training.config import ConfigError
+
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "train_loss": ("train_loss", "loss", "train_loss_epoch"),
+    "val_loss": ("val_loss", "val_loss_epoch", "validation_loss"),
+    "train_accuracy": ("train_accuracy", "accuracy", "train_acc", "acc", "train_acc_epoch"),
+    "val_accuracy": ("val_accuracy", "val_acc", "val_acc_epoch", "validation_accuracy"),
+    "lr": ("lr", "learning_rate"),
+    "grad_norm": ("grad_norm",),
+}
+
+
+@dataclass(frozen=True)
+class RunDiagnosis:
+    run_id: str
+    run_name: str
+    diagnosis: Diagnosis
+    keys: dict[str, str]      # curve -> metric key used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run_name": self.run_name, **self.diagnosis.to_dict(),
+                "metric_keys": self.keys}
+
+
+def pick_keys(available: set[str], explicit: Mapping[str, str | None]) -> dict[str, str]:
+    keys = {}
+    for curve, options in CANDIDATES.items():
+        chosen = explicit.get(curve)
+        if chosen:
+            if chosen not in available:
+                raise ConfigError(f"metric {chosen!r} (for {curve}) is not in the run; it has: "
+                                  f"{', '.join(sorted(available)) or 'no metrics'}.")
+            keys[curve] = chosen
+            continue
+        found = next((k for k in options if k in available), None)
+        if found:
+            keys[curve] = found
+    return keys
+
+
+def curves_of_run(client: Any, run: Any, explicit: Mapping[str, str | None]) -> tuple[Curves, dict[str, str]]:
+    keys = pick_keys(set(run.data.metrics), explicit)
+    values: dict[str, list[float]] = {}
+    for curve, key in keys.items():
+        history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
+        values[curve] = [m.value for m in history]
+    return Curves(**values), keys
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def diagnose_run(client: Any, run: Any, explicit: Mapping[str, str | None] | None = None,
+                 write: bool = True) -> RunDiagnosis:
+    curves, keys = curves_of_run(client, run, explicit or {})
+    params = run.data.params
+    n_classes = _int(run.data.tags.get(TAG + "n_classes"))
+    result = diagnose(curves, n_classes=n_classes, planned_epochs=_int(params.get("epochs")), params=params)
+    if write:
+        logger = RunLogger(client, run.info.run_id)
+        logger.set_tags(diagnosis_tags(result))
+        logger.log_text(json.dumps({**result.to_dict(), "metric_keys": keys}, indent=2), "diagnosis.json")
+    return RunDiagnosis(run.info.run_id, run.info.run_name or "", result, keys)
+
+
+def select_runs(client: Any, run_ids: list[str], experiment: str | None, parent: str | None) -> list[Any]:
+    from mlflow.exceptions import MlflowException
+
+    runs = []
+    for run_id in run_ids:
+        try:
+            runs.append(client.get_run(run_id))
+        except MlflowException:
+            raise ConfigError(f"run {run_id!r} does not exist in this tracking store.") from None
+    if parent:
+        try:
+            parent_run = client.get_run(parent)
+        except MlflowException:
+            raise ConfigError(f"--parent {parent!r} does not exist in this tracking store.") from None
+        runs.extend(trial_runs(client, parent_run.info.experiment_id, parent))
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = [e.name for e in client.search_experiments()]
+            raise ConfigError(f"experiment {experiment!r} does not exist; experiments: {', '.join(names)}.")
+        runs.extend(r for r in client.search_runs([found.experiment_id], max_results=5000)
+                    if r.data.tags.get(TAG + "role") not in ("search", "stage"))
+    if not (run_ids or parent or experiment):
+        raise ConfigError("name runs to diagnose: RUN_ID ..., --experiment NAME or --parent RUN_ID.")
+    return runs
+
+
+def label_counts(results: list[RunDiagnosis]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.diagnosis.label] = counts.get(r.diagnosis.label, 0) + 1
+    return counts

@@ -1,0 +1,4 @@
+"""Figures and the HTML report of a search, read back from MLflow.
+
+- ``curves``: one run's learning curves as a PNG; ``html``: the search report.
+"""

@@ -1,0 +1,182 @@
+"""MLflow runs addressed explicitly: the store, experiments, run trees and one run's writes.
+
+Runs are addressed by an explicit ``MlflowClient`` and run id (never the thread-local
+active run), so threads, processes and Spark workers all log to the right run and child
+runs nest through an explicit parent id.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+DEFAULT_STORE = "mlflow.db"
+TAG = "mlflow_tune."
+PARENT_TAG = "mlflow.parentRunId"
+_BATCH = 100   # MLflow accepts at most 100 params per log_batch call
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """`uri`, else MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db; relative SQLite paths made absolute."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    elif "://" not in uri:   # a bare path: MLflow would treat it as a file store
+        raise ValueError(f"tracking URI {uri!r} is not a URI; use e.g. sqlite:///mlflow.db or http://host:5000.")
+    return uri
+
+
+def client_for(uri: str | None = None) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=resolve_tracking_uri(uri))
+
+
+_experiments: dict[tuple[str, str], str] = {}
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it with artifacts beside a SQLite database (not the cwd).
+
+    Remembered per store and name: a loop of runs looks it up once, not once per run.
+    """
+    key = (str(client.tracking_uri), name)
+    if key not in _experiments:
+        _experiments[key] = _find_or_create_experiment(client, name)
+    return _experiments[key]
+
+
+def _find_or_create_experiment(client: MlflowClient, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    uri = client.tracking_uri
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = Path(uri[len("sqlite:///"):]).parent.joinpath("mlartifacts").as_uri()
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except Exception:   # another worker created it between our lookup and create
+        again = client.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Any]:
+    """Direct children of a run (explicit parent-id tag), oldest first, all pages."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def trial_runs(client: MlflowClient, experiment_id: str, search_run_id: str) -> list[Any]:
+    """The runs under a search that are not stage runs: its children and its stages' children."""
+    out, frontier = [], [search_run_id]
+    while frontier:
+        children = [c for parent in frontier for c in child_runs(client, experiment_id, parent)]
+        out += [c for c in children if c.data.tags.get(TAG + "role") != "stage"]
+        frontier = [c.info.run_id for c in children if c.data.tags.get(TAG + "role") == "stage"]
+    return sorted(out, key=lambda r: r.info.start_time)
+
+
+def finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run written through the writer only: no MLflow client in this process."""
+
+    tracking_uri: str
+    run_id: str
+    fresh: bool = True
+    experiment_id: str = ""   # when known: saves the writer a lookup
+
+
+class RunLogger:
+    """A handle on one MLflow run: batched writes, artifacts from memory, termination."""
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self.client.tracking_uri)
+
+    def __init__(self, client: MlflowClient, run_id: str, fresh: bool = False, experiment_id: str = ""):
+        self.client, self.run_id = client, run_id
+        self.fresh = fresh   # created by us just now: no params logged yet
+        self.experiment_id = experiment_id   # "" when not known
+
+    @classmethod
+    def start(cls, client: MlflowClient, experiment_id: str, *, name: str | None = None,
+              tags: Mapping[str, str] | None = None, parent_run_id: str | None = None) -> RunLogger:
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        run = client.create_run(experiment_id, run_name=name, tags=all_tags)
+        return cls(client, run.info.run_id, fresh=True, experiment_id=str(experiment_id))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + _BATCH], synchronous=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        self.log_batch([(k, v, step) for k, v in metrics.items()])
+
+    def log_batch(self, metrics: Iterable[tuple[str, float, int]] = (), params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """Metrics (key, value, step), params and tags in one write: one database commit."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v, step in metrics]
+        items = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        if not (batch or items or labels):
+            return
+        # MLflow takes at most 1000 metrics, 100 params and 100 tags per call.
+        for i in range(0, max(len(batch), 1), 1000):
+            first = i == 0
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000], params=items[:_BATCH] if first else [],
+                                  tags=labels[:_BATCH] if first else [], synchronous=True)
+        if len(items) > _BATCH or len(labels) > _BATCH:
+            self.log_params(dict((p.key, p.value) for p in items[_BATCH:]))
+            self.set_tags(dict((t.key, t.value) for t in labels[_BATCH:]))
+
+    def log_dir(self, local: str | Path, folder: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local), folder)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_file(self, local: str | Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local), folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def status(self) -> str:
+        return str(self.client.get_run(self.run_id).info.status)

@@ -1,0 +1,335 @@
+"""The tracking writer: a run's metrics, params, tags, files and model, written off the training path.
+
+A SQLite commit of one epoch's metrics, drawing the curves and logging an MLflow model each
+cost as much as several epochs of a small model, and all are CPU-bound Python (a thread would
+fight the training loop for the GIL). So a run's files go to one helper process (`python -m mlflow_tune.writer`), in
+submission order, while the next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
+is lost, and a job that fails still ends its run (FAILED, with the error as a tag).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import io
+import itertools
+import logging
+import os
+import pickle
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow_tune.tracking.models import ModelParts
+from mlflow_tune.training.callbacks import EpochRecord
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunWrite:
+    """What one job writes to one run, in this order; every part optional."""
+
+    tracking_uri: str
+    run_id: str
+    metrics: tuple[tuple[str, float, int], ...] = ()   # (key, value, step), with params in one batch
+    params: tuple[tuple[str, str], ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()      # (artifact path, text), e.g. a trial's error.txt
+    history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
+    checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
+    model: ModelParts | None = None              # -> an MLflow PyTorch model
+    plot: bool = True                            # history -> learning_curves.png too
+    tags: tuple[tuple[str, str], ...] = ()       # set after the files: e.g. the trial's outcome marker
+    status: str = ""                             # then end the run with this status
+    experiment_id: str = ""                      # the run's, when known (the model needs it)
+    create: tuple[tuple[str, str], ...] = ()     # with run_id "": create a run with these tags in
+                                                 # experiment_id (name from tag mlflow.runName)
+
+
+def history_csv(history: tuple[EpochRecord, ...]) -> str:
+    header = "epoch," + ",".join(history[0].metrics()) if history else "epoch"
+    rows = [",".join([str(r.epoch), *(f"{v:.6g}" for v in r.metrics().values())]) for r in history]
+    return "\n".join([header, *rows]) + "\n"
+
+
+def write_run(job: RunWrite) -> str:
+    """Write `job` (in whichever process runs it); returns the model URI or ""."""
+    from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
+
+    if job.create:   # returns the new run's id
+        tags = dict(job.create)
+        return RunLogger.start(client_for(job.tracking_uri), job.experiment_id, name=tags.pop("mlflow.runName", None),
+                               tags=tags).run_id
+    run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    if not (job.history or job.checkpoint or job.model or job.texts):   # numbers only: one commit
+        run.log_batch(job.metrics, params=dict(job.params), tags=dict(job.tags))
+        if job.status:
+            run.end(job.status)
+        return ""
+    model_uri = ""
+    try:
+        run.log_batch(job.metrics, params=dict(job.params))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            for name, text in job.texts:
+                (folder / name).write_text(text)
+            if job.history:
+                (folder / "metrics_history.csv").write_text(history_csv(job.history))
+            if job.history and job.plot:
+                from mlflow_tune.reports.curves import learning_curve_png
+
+                learning_curve_png(job.history, folder / "learning_curves.png", title=job.run_id[:8])
+            if job.checkpoint:
+                (folder / "checkpoints").mkdir()
+                (folder / "checkpoints" / "best_checkpoint.pt").write_bytes(job.checkpoint)
+            if any(folder.iterdir()):
+                run.log_dir(folder)
+        if job.model is not None:
+            from mlflow_tune.tracking.models import log_model
+
+            model_uri = log_model(run.client, run.run_id, job.model, experiment_id=job.experiment_id)
+    except Exception as exc:
+        run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
+        if job.status:
+            run.end("FAILED")
+        raise
+    tags = {**dict(job.tags), **({TAG + "model_uri": model_uri} if model_uri else {})}
+    if tags:
+        run.set_tags(tags)
+    if job.status:
+        run.end(job.status)
+    return model_uri
+
+
+class _Helper:
+    """One helper process, fed pickled jobs over a pipe and answering in order.
+
+    A plain `python -m mlflow_tune.writer` subprocess rather than multiprocessing: spawn
+    re-imports the caller's `__main__`, which breaks scripts without a main guard, notebooks
+    and stdin. Pipe writes happen on a thread so a full pipe never blocks training.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow_tune.tracking.writer"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.outbox: queue.Queue[bytes | None] = queue.Queue()
+        self.waiting: collections.deque[Future[str]] = collections.deque()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._send, daemon=True, name="mlflow-tune-send").start()
+        threading.Thread(target=self._receive, daemon=True, name="mlflow-tune-receive").start()
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        future: Future[str] = Future()
+        with self.lock:
+            self.waiting.append(future)
+        self.outbox.put(pickle.dumps(job))
+        return future
+
+    def _send(self) -> None:
+        stream = self.proc.stdin
+        assert stream is not None
+        while (data := self.outbox.get()) is not None:
+            try:
+                stream.write(struct.pack("<Q", len(data)) + data)
+                stream.flush()
+            except OSError:   # the helper died; _receive fails the waiting futures
+                return
+        stream.close()
+
+    def _receive(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while (reply := _read_frame(stream)) is not None:
+            ok, value = pickle.loads(reply)
+            with self.lock:
+                future = self.waiting.popleft()
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(RuntimeError(value))
+        with self.lock:
+            while self.waiting:
+                self.waiting.popleft().set_exception(RuntimeError("the file-writer process ended early"))
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.proc.wait()
+
+
+def _read_frame(stream: Any) -> bytes | None:
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    return bytes(stream.read(struct.unpack("<Q", header)[0]))
+
+
+def serve() -> None:
+    """The helper process: read jobs from stdin, write (ok, model_uri | error) to stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the trainer; finish what was given
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)   # anything a library prints goes to stderr, never into the reply stream
+    sys.stdout = sys.stderr
+    while (frame := _read_frame(sys.stdin.buffer)) is not None:
+        try:
+            reply: tuple[bool, str] = (True, write_run(pickle.loads(frame)))
+        except Exception as exc:
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply)
+        replies.write(struct.pack("<Q", len(data)) + data)
+        replies.flush()
+
+
+class _Thread:
+    """One writing thread in this process, in submission order except that new runs go first.
+
+    For a driver whose trials train in worker processes: its own threads mostly wait, so
+    writing here costs the trials nothing, and there is no helper process to start (seconds
+    of imports, on cores the workers need). A run made ahead for a trial is wanted the moment
+    a worker is free, and no other job depends on it, so it does not wait behind files.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.PriorityQueue[tuple[int, int, Future[str] | None, RunWrite | None]] = queue.PriorityQueue()
+        self.count = itertools.count()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="mlflow-tune-writer")
+        self.thread.start()
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        future: Future[str] = Future()
+        self.jobs.put((0 if job.create else 1, next(self.count), future, job))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            _, _, future, job = self.jobs.get()
+            if future is None or job is None:
+                return
+            try:
+                future.set_result(write_run(job))
+            except Exception as exc:
+                future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        self.jobs.put((2, next(self.count), None, None))
+        self.thread.join()
+
+
+WHERE = ("process", "thread", "here")
+
+
+class Writer:
+    """Runs jobs in a helper process (`where="process"`), a thread, or right here, in order."""
+
+    def __init__(self, where: str = "process"):
+        if where not in WHERE:
+            raise ValueError(f"where={where!r} is not valid; choose one of: {', '.join(WHERE)}.")
+        self.where = where
+        self._helper: _Helper | _Thread | None = None
+        self._pending: list[tuple[Future[str], RunWrite]] = []
+        self._lock = threading.Lock()   # a search's worker pipes submit from several reader threads
+
+    def start(self) -> Writer:
+        """Start the helper now (a process's imports then overlap with what the caller does first)."""
+        if self.where != "here" and self._helper is None:
+            self._helper = _Helper() if self.where == "process" else _Thread()
+        return self
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        if self.where == "here":
+            future: Future[str] = Future()
+            try:
+                future.set_result(write_run(job))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+        with self._lock:
+            helper = self._helper or self.start()._helper
+            assert helper is not None
+            future = helper.submit(job)
+            # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
+            self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
+            self._pending.append((future, job))
+        return future
+
+    def drain(self) -> list[str]:
+        """Wait for every job; returns one line per failed job (its run was ended FAILED)."""
+        errors = []
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future, job in pending:
+            try:
+                future.result()
+            except Exception as exc:
+                errors.append(f"run {job.run_id}: files not written: {exc}")
+                _end_failed(job, exc)
+        for line in errors:
+            _log.warning("mlflow-tune: %s", line)
+        return errors
+
+    def close(self) -> None:
+        self.drain()
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+
+class Forwarding:
+    """In a search's worker process: hand jobs to the driver, whose one writer writes them all.
+
+    One writer per search means one process talking to the tracking store (no SQLite lock
+    contention between workers) and workers that never import MLflow.
+    """
+
+    def __init__(self, outbox: Any):
+        self.outbox = outbox
+
+    def submit(self, job: RunWrite) -> Future[str]:
+        self.outbox.put(job)
+        future: Future[str] = Future()
+        future.set_result("")
+        return future
+
+
+def _end_failed(job: RunWrite, exc: BaseException) -> None:
+    from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
+
+    run = RunLogger(client_for(job.tracking_uri), job.run_id)
+    run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
+    if job.status and run.status() == "RUNNING":
+        run.end("FAILED")
+
+
+_shared: Writer | None = None
+
+
+def shared() -> Writer:
+    """The process-wide background writer, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = Writer("process")
+        atexit.register(_shared.close)
+    return _shared
+
+
+def drain() -> list[str]:
+    return _shared.drain() if _shared is not None else []
+
+
+def serialise_checkpoint(state: dict[str, Any]) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,297 @@
+"""Hyperopt searches as nested MLflow runs: schedule trials, stop the search, resume it.
+
+The driver asks the suggester for parameters, creates each child run itself (explicit
+parent id), hands the trial to an executor and tells the suggester the result. All state
+worth keeping is in MLflow, so `--resume` rebuilds a search from its child runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlflow_tune.executors.local import make_executor
+from mlflow_tune.tracking.runs import PARENT_TAG, TAG, RunLogger, child_runs, client_for
+from mlflow_tune.training.config import ConfigError
+from mlflow_tune.tuning.listener import SearchListener
+from mlflow_tune.tuning.samplers import Suggester
+from mlflow_tune.tuning.settings import SearchSettings
+from mlflow_tune.tuning.space import Space
+from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from mlflow_tune.tracking.writer import Writer
+
+FINAL = ("completed", "pruned", "nonconvergent", "failed")
+
+
+@dataclass
+class Level:
+    """One flat search: a space and settings, whose trials are children of `parent`."""
+
+    parent: RunLogger
+    experiment_id: str
+    tracking_uri: str
+    space: Space
+    base: dict[str, Any]                 # fixed TrainConfig values (train + stage overrides)
+    settings: SearchSettings
+    max_trials: int
+    tags: dict[str, str] = field(default_factory=dict)
+    restored: list[TrialOutcome] = field(default_factory=list)
+    first_tid: int = 0
+    points: list[dict[str, Any]] | None = None   # exact configurations instead of a suggester
+    last_tid: int = -1                            # highest trial number used so far (interrupted too)
+
+
+@dataclass
+class LevelResult:
+    outcomes: list[TrialOutcome]
+    stopped_by: str
+    interrupted: bool = False
+    candidates: list[TrialOutcome] | None = None   # trials the best may come from (default: all)
+
+    def best(self) -> TrialOutcome | None:
+        return best_trial(self.outcomes if self.candidates is None else self.candidates)
+
+
+def best_trial(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
+    """Lowest loss among completed trials; pruned or nonconvergent ones only if nothing completed."""
+    for allowed in (("completed",), ("completed", "pruned", "nonconvergent")):
+        scored = [o for o in outcomes if o.status in allowed and o.loss is not None]
+        if scored:
+            return min(scored, key=lambda o: (o.loss, o.tid))
+    return None
+
+
+def threads_per_trial(parallel: int) -> int:
+    """Split the cores between parallel trials so they do not oversubscribe the CPU."""
+    return max(1, (os.cpu_count() or 1) // parallel)
+
+
+class _Stops:
+    """Search-level stops: budget, time, no progress, target."""
+
+    def __init__(self, settings: SearchSettings, max_trials: int, restored: list[TrialOutcome]):
+        self.s, self.max_trials = settings, max_trials
+        self.start = time.monotonic()
+        self.started = len(restored)
+        self.best = math.inf
+        self.since_best = 0
+        for o in restored:
+            self.update(o)
+
+    def update(self, o: TrialOutcome) -> None:
+        if o.loss is not None and o.status == "completed" and o.loss < self.best:
+            self.best, self.since_best = o.loss, 0
+        elif o.status in FINAL:
+            self.since_best += 1
+
+    def reason(self) -> str:
+        s = self.s
+        if self.started >= self.max_trials:
+            return "max_trials"
+        if s.timeout and time.monotonic() - self.start >= s.timeout:
+            return "timeout"
+        if s.no_progress and self.since_best >= s.no_progress:
+            return "no_progress"
+        if s.target is not None and self.best <= (s.target if s.mode == "min" else -s.target):
+            return "target"
+        return ""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from a scheduler) ends the search like Ctrl-C: children and parent KILLED."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:   # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_level(level: Level, listener: SearchListener) -> LevelResult:
+    s = level.settings
+    suggester = Suggester.fixed(level.points) if level.points is not None else \
+        Suggester(level.space, s.algo, s.seed + level.first_tid, level.max_trials)
+    board = Board()
+    for o in level.restored:
+        suggester.restore(o.tid, o.params, o.loss if o.status != "failed" else None)
+        if s.pruning != "none":   # earlier trials' curves keep informing the pruner
+            history = level.parent.client.get_metric_history(o.run_id, s.metric)
+            board.curves[o.tid] = [v if s.mode == "min" else -v for v in (m.value for m in history)]
+    stops = _Stops(s, level.max_trials, level.restored)
+    outcomes = list(level.restored)
+    # Numbers are never reused: an interrupted trial keeps its number, its re-run gets a new one.
+    next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
+    running: dict[Future[TrialOutcome], TrialSpec] = {}
+    starting: TrialSpec | None = None
+    stopped_by = ""
+    executor = make_executor(s.executor, s.parallel)
+    # Trials training in this process or in the worker pool get their runs made ahead by the
+    # writer, one per trial slot; a project trial's run is made by the driver as it starts.
+    runs = ChildRuns(level, ahead=None if s.project else executor.ahead_writer(), depth=s.parallel)
+    try:
+        while True:
+            while len(running) < s.parallel and not (stopped_by := stops.reason()):
+                params = suggester.ask(next_tid)
+                if params is None:
+                    stopped_by = "grid_exhausted"
+                    break
+                starting = spec = _start_trial(level, next_tid, params, runs,
+                                               more=level.max_trials - stops.started - 1)
+                listener.trial_started(spec.tid, params)
+                running[executor.submit(run_trial, spec, board)] = spec
+                starting = None
+                stops.started += 1
+                next_tid += 1
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = _collect(future, running.pop(future))
+                if outcome.status == "interrupted":   # Ctrl-C reached the trial first
+                    raise KeyboardInterrupt
+                suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
+                stops.update(outcome)
+                outcomes.append(outcome)
+                listener.trial_finished(outcome, best_trial(outcomes))
+    except KeyboardInterrupt:
+        executor.abort()
+        # `starting`: a trial whose run exists but that was not yet handed to the executor
+        for spec in [*running.values(), *([starting] if starting is not None else [])]:
+            _mark_interrupted(level.parent, spec.run_id)
+        return LevelResult(outcomes, "interrupted", interrupted=True)
+    finally:
+        executor.close()
+        runs.discard()
+    return LevelResult(outcomes, stopped_by or "max_trials")
+
+
+class ChildRuns:
+    """Trial runs, made ahead by the background writer when trials train here or in workers.
+
+    Creating a run is a ~15 ms round trip to the store; made while earlier trials train, it is
+    ready when its trial starts. With N trials at once, N runs are made ahead: the next trial
+    may start as soon as any running one ends. A run made ahead but never used is deleted when
+    the level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
+    """
+
+    def __init__(self, level: Level, ahead: Writer | None, depth: int = 1):
+        self.level, self.ahead, self.depth = level, ahead, max(1, depth)
+        self.made: dict[int, Future[str]] = {}
+
+    def _tags(self, tid: int) -> dict[str, str]:
+        return {TAG + "role": "trial", TAG + "trial": str(tid), PARENT_TAG: self.level.parent.run_id,
+                **self.level.tags}
+
+    def take(self, tid: int, more: int = 1) -> str:
+        """The run of trial `tid`; makes runs ahead for up to `more` trials that may follow it."""
+        level = self.level
+        # Waits if the writer is still busy (e.g. with its first model): making a second run for
+        # the same trial instead would leave two runs with one number after a kill -9.
+        # It leaves `made` only once it is there: interrupted while waiting, discard() ends it.
+        made = self.made.get(tid)
+        run_id = made.result() if made is not None else RunLogger.start(
+            level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
+        self.made.pop(tid, None)
+        if self.ahead is not None:
+            from mlflow_tune.tracking.writer import RunWrite
+
+            for ahead in range(tid + 1, tid + 1 + min(self.depth, more)):
+                if ahead not in self.made:
+                    tags = {**self._tags(ahead), "mlflow.runName": f"trial-{ahead}"}
+                    self.made[ahead] = self.ahead.submit(RunWrite(
+                        level.tracking_uri, "", experiment_id=level.experiment_id, create=tuple(tags.items())))
+        return run_id
+
+    def discard(self) -> None:
+        for made in self.made.values():
+            with contextlib.suppress(Exception):
+                self.level.parent.client.delete_run(made.result())
+        self.made.clear()
+
+
+def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:
+    s = level.settings
+    values = {**level.base, **params}
+    if not values.get("num_threads") and not s.project:   # a foreign project may not know num_threads
+        values["num_threads"] = threads_per_trial(s.parallel)
+    return TrialSpec(tid, runs.take(tid, more), level.tracking_uri, values, dict(params), s.metric, s.mode,
+                     s.pruning, s.pruning_warmup, s.min_trials_for_pruning, s.asha_reduction,
+                     s.top_k_models, s.project, s.entry_point, s.env_manager,
+                     background_writes=s.parallel <= 1 and not s.project, experiment_id=level.experiment_id)
+
+
+def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:
+    try:
+        return future.result()
+    except Exception as exc:   # the worker itself died (e.g. killed, out of memory)
+        message = f"worker failed: {type(exc).__name__}: {exc}"
+        run = RunLogger(client_for(spec.tracking_uri), spec.run_id)
+        run.set_tags({TAG + "outcome": "failed", TAG + "error": message[:500]})
+        run.end("FAILED")
+        return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
+
+
+def _mark_interrupted(parent: RunLogger, run_id: str) -> None:
+    run = RunLogger(parent.client, run_id)
+    if run.status() == "RUNNING":
+        run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
+        run.end("KILLED")
+
+
+def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: Collection[str],
+                   settings: SearchSettings) -> tuple[list[TrialOutcome], int]:
+    """Finished trials of a level read back from MLflow, and the highest trial number used.
+
+    Runs left RUNNING by a killed process are ended KILLED (outcome interrupted).
+    """
+    restored, last_tid = [], -1
+    for run in child_runs(client, experiment_id, parent_run_id):
+        tags, tid = run.data.tags, int(run.data.tags.get(TAG + "trial", "-1"))
+        if tags.get(TAG + "role") != "trial" or tid < 0:
+            continue
+        last_tid = max(last_tid, tid)
+        outcome = tags.get(TAG + "outcome", "")
+        if outcome not in FINAL:
+            if run.info.status == "RUNNING":
+                _mark_interrupted(RunLogger(client, parent_run_id), run.info.run_id)
+            continue
+        objective = run.data.metrics.get("objective")
+        loss = None if objective is None else (objective if settings.mode == "min" else -objective)
+        params = {k: v for k, v in run.data.params.items() if k in names}
+        restored.append(TrialOutcome(tid, run.info.run_id, outcome, objective, loss,
+                                     tags.get(TAG + "diagnosis", ""), 0, tags.get(TAG + "error", ""),
+                                     params))
+    return restored, last_tid
+
+
+def check_resumable(client: Any, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"--resume {run_id!r}: no such run in this tracking store.") from None
+    role = run.data.tags.get(TAG + "role")
+    if role != "search":
+        raise ConfigError(f"--resume {run_id!r} is a {role or 'plain'} run; give the search (parent) run id.")
+    return run
+
+
+def param_summary(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,189 @@
+"""The tune file: one YAML file with ``experiment``, ``train``, ``space``, ``search`` and ``stages``.
+
+Everything is validated before any run starts; every error is a one-line :class:`ConfigError`
+that names the bad entry and what would have been valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlflow_tune.training.config import ConfigError, TrainConfig, check_names, coerce, from_mapping
+from mlflow_tune.tuning.settings import (
+    ALGOS,
+    EXECUTORS,
+    METRICS,
+    PRUNERS,
+    SearchSettings,
+    StageSettings,
+    coerce_section,
+    field_names,
+    hint,
+)
+from mlflow_tune.tuning.space import Space, grid_points, parse_space
+from mlflow_tune.tuning.starter import default_tune_yaml
+
+__all__ = [
+    "ALGOS",
+    "EXECUTORS",
+    "METRICS",
+    "PRUNERS",
+    "SearchSettings",
+    "StageSettings",
+    "TuneConfig",
+    "default_tune_yaml",
+    "load_tune_file",
+    "parse_tune_config",
+]
+
+TOP_KEYS = ("experiment", "train", "space", "search", "stages")
+DEFAULT_EXPERIMENT = "mlflow-tune"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """A validated tune file. ``source`` is the YAML text, logged as an artifact of the search."""
+
+    experiment: str
+    train: dict[str, Any]
+    space: Space
+    search: SearchSettings
+    stages: tuple[StageSettings, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.experiment:
+            raise ConfigError("experiment must be a non-empty name.")
+        if not self.space.params:
+            raise ConfigError("the space is empty; add at least one entry, "
+                              "e.g. space: {lr: {loguniform: [1e-4, 1]}}")
+        for name in self.train:
+            if name in self.space:
+                raise ConfigError(f"{name!r} is in both train and space; keep it in one of them.")
+        from_mapping({**self.train, **self.space.example()})   # cross-field rules (e.g. data_path)
+        names = [s.name for s in self.stages]
+        for i, stage in enumerate(self.stages):
+            if stage.name in names[:i]:
+                raise ConfigError(f"stage name {stage.name!r} is used twice; stage names must be unique.")
+            if stage.retrain and i != len(self.stages) - 1:
+                raise ConfigError(f"stage {stage.name!r} retrains, so it must be the last stage.")
+            if stage.retrain and i == 0:
+                raise ConfigError(f"stage {stage.name!r} retrains, but no earlier stage found "
+                                  "anything to retrain.")
+            try:
+                space = self.space.restrict(stage.params) if stage.params else self.space
+            except ConfigError as exc:
+                raise ConfigError(f"stage {stage.name!r} params: {exc}") from None
+            from_mapping({**self.train, **self.space.example(), **stage.train_overrides})
+            if stage.algo == "grid" and not stage.retrain:
+                grid_points(space)
+        if self.search.algo == "grid" and not self.stages:
+            grid_points(self.space)
+
+    def with_overrides(self, **search_overrides: Any) -> TuneConfig:
+        """The config with search settings replaced (CLI flags win over the file); None means unset.
+
+        Setting ``project`` implies ``executor='project'``; setting ``metric`` re-derives ``mode``.
+        """
+        values = {k: v for k, v in search_overrides.items() if v is not None}
+        if "project" in values and "executor" not in values:
+            values["executor"] = "project"
+        if "metric" in values and "mode" not in values:
+            values["mode"] = ""
+        search = dataclasses.replace(self.search, **coerce_section("search", SearchSettings, values))
+        return dataclasses.replace(self, search=search)
+
+    def trial_config(self, params: Mapping[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: the fixed train values with ``params`` on top."""
+        return from_mapping({**self.train, **params})
+
+
+def load_tune_file(path: str | Path) -> TuneConfig:
+    """Read and validate a tune file (``yaml.safe_load``: no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file '{path}' {what}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file '{path}' must be a YAML mapping with keys: {', '.join(TOP_KEYS)}")
+    return parse_tune_config(_relative_to(data, path.parent), source=text)
+
+
+def _relative_to(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    """A relative data_path means "next to the tune file", wherever the search is started from."""
+    train = data.get("train")
+    if isinstance(train, Mapping) and isinstance(train.get("data_path"), str):
+        path = Path(train["data_path"])
+        if train["data_path"] and not path.is_absolute():
+            return {**data, "train": {**train, "data_path": str((folder / path).resolve())}}
+    return data
+
+
+def parse_tune_config(data: Mapping[str, Any], source: str = "") -> TuneConfig:
+    """Validate the parsed YAML of a tune file."""
+    _check_keys("top-level key", data, TOP_KEYS)
+    experiment = data.get("experiment", DEFAULT_EXPERIMENT)
+    if not isinstance(experiment, str):
+        raise ConfigError(f"experiment must be a name (a string), got {experiment!r}")
+    train = _mapping("train", data.get("train"))
+    check_names([str(k) for k in train], where="train")
+    fixed = {str(k): coerce(str(k), v) for k, v in train.items()}
+    if data.get("space") is None:
+        raise ConfigError("the config needs a 'space' section, e.g. space: {lr: {loguniform: [1e-4, 1]}}")
+    space = parse_space(data["space"])
+    search = _mapping("search", data.get("search"))
+    _check_keys("search key", search, field_names(SearchSettings))
+    search = dict(search)
+    if "project" in search and "executor" not in search:
+        search["executor"] = "project"
+    settings = SearchSettings(**coerce_section("search", SearchSettings, search))
+    return TuneConfig(experiment, fixed, space, settings, _parse_stages(data.get("stages")), source)
+
+
+def _parse_stages(raw: Any) -> tuple[StageSettings, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"stages must be a list of mappings, got {raw!r}")
+    stages = []
+    for i, entry in enumerate(raw, start=1):
+        values = dict(_mapping(f"stage {i}", entry))
+        _check_keys("key", values, field_names(StageSettings), where=f" in stage {i}")
+        values.setdefault("name", f"stage{i}")
+        if "max_trials" not in values:
+            if not values.get("retrain"):
+                raise ConfigError(f"stage {values['name']!r} needs max_trials (or retrain: N).")
+            values["max_trials"] = int(values["retrain"]) * int(values.get("seeds", 1))
+        if values.get("classes") is not None:
+            values["classes"] = coerce("classes", values["classes"])
+        stages.append(StageSettings(**coerce_section(f"stage {values['name']!r}", StageSettings, values)))
+    return tuple(stages)
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping of key: value, got {value!r}")
+    return value
+
+
+def _check_keys(what: str, data: Mapping[str, Any], valid: tuple[str, ...], where: str = "") -> None:
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"unknown {what} {key!r}{where}{hint(str(key), valid)}; "
+                              f"valid keys: {', '.join(valid)}")

@@ -1,0 +1,170 @@
+"""`mlflow-tune train` through Typer's CliRunner, plus start-up cost in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from mlflow_tune.cli.app import app
+from mlflow_tune.training.config import OPTIMIZERS
+
+QUICK = ["--epochs", "2", "--hidden-units", "16", "--num-threads", "1", "--no-log-model"]
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args))
+
+
+def test_train_logs_a_run(tracking_uri: str) -> None:
+    result = invoke("train", "--dataset", "digits", "--model", "mlp", *QUICK)
+    assert result.exit_code == 0, result.output
+    run_id = result.output.split()[1].rstrip(":")
+    run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
+    assert run.data.params["epochs"] == "2"
+    assert run.data.tags["mlflow_tune.role"] == "train"
+    assert "mlflow ui --backend-store-uri" in result.output
+
+
+def test_train_key_value_words_and_json(tracking_uri: str) -> None:
+    result = invoke("train", "epochs=2.0", "hidden_units=16", "num_threads=1", "sanity_check=true",
+                    "--no-log-model", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    run = MlflowClient(tracking_uri=tracking_uri).get_run(summary["run_id"])
+    assert run.data.params["sanity_check"] == "true"
+    assert run.data.tags["mlflow_tune.sanity"] == "passed"
+
+
+def test_train_from_yaml_config(tracking_uri: str, tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("dataset: iris\nepochs: 3\nhidden_units: 8\nnum_threads: 1\nlr: 0.01\n")
+    # a command-line option wins over the file
+    result = invoke("train", "--config", str(config), "--epochs", "2", "--no-log-model", "--json")
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(result.output.strip().splitlines()[-1])["run_id"]
+    params = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.params
+    assert (params["dataset"], params["epochs"], params["lr"]) == ("iris", "2", "0.01")
+
+
+def test_train_from_tune_file_train_section(tracking_uri: str, tmp_path: Path) -> None:
+    config = tmp_path / "tune.yaml"
+    config.write_text("experiment: x\ntrain:\n  dataset: wine\n  epochs: 2\n  num_threads: 1\n"
+                      "space:\n  lr: {loguniform: [1.0e-4, 1.0]}\n")
+    result = invoke("train", "--config", str(config), "--no-log-model", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_bad_optimizer(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "--optimizer", "adamax", *QUICK))
+    assert "optimizer='adamax'" in line
+    assert all(name in line for name in OPTIMIZERS)
+
+
+def test_bad_optimizer_as_key_value(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "optimizer=adamax", *QUICK))
+    assert "optimizer='adamax'" in line and "adamw" in line
+
+
+def test_unknown_key_value(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "learning_rate=0.1", *QUICK))
+    assert "'learning_rate'" in line and "lr" in line and "hidden_units" in line
+
+
+def test_not_key_value(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "digits", *QUICK))
+    assert "'digits'" in line and "KEY=VALUE" in line
+
+
+def test_missing_data_file(tracking_uri: str, tmp_path: Path) -> None:
+    line = _one_line_error(invoke("train", "--dataset", "csv", "--data-path", str(tmp_path / "gone.csv"),
+                                  *QUICK))
+    assert "gone.csv" in line and "does not exist" in line
+    assert MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("mlflow-tune") is None
+
+
+def test_malformed_yaml(tracking_uri: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochs: [1, 2\nlr: 0.1\n")
+    line = _one_line_error(invoke("train", "--config", str(config), *QUICK))
+    assert "bad.yaml" in line and "not valid YAML" in line
+
+
+def test_unknown_yaml_key(tracking_uri: str, tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("epochs: 2\nhiden_units: 8\n")
+    line = _one_line_error(invoke("train", "--config", str(config), *QUICK))
+    assert "'hiden_units'" in line and "did you mean 'hidden_units'" in line
+
+
+def test_missing_config_file(tracking_uri: str, tmp_path: Path) -> None:
+    line = _one_line_error(invoke("train", "--config", str(tmp_path / "none.yaml"), *QUICK))
+    assert "none.yaml" in line
+
+
+def test_bad_number(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "epochs=ten", "--no-log-model"))
+    assert "epochs='ten'" in line
+
+
+def test_bad_tracking_uri(tracking_uri: str) -> None:
+    line = _one_line_error(invoke("train", "--tracking-uri", "plain/dir", *QUICK))
+    assert "plain/dir" in line
+
+
+def test_train_help_lists_every_field() -> None:
+    from mlflow_tune.training.config import FIELD_NAMES
+
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for name in FIELD_NAMES:
+        assert f"--{name.replace('_', '-')}" in result.output, name
+
+
+def _script(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"console script {name} is not installed"
+    return found
+
+
+def test_help_is_fast() -> None:
+    script = _script("mlflow-tune")
+    subprocess.run([script, "--help"], capture_output=True, check=True)   # warm the file cache
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        done = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
+        timings.append(time.perf_counter() - start)
+    assert "train" in done.stdout
+    best = min(timings)
+    print(f"mlflow-tune --help: best of 3 = {best:.3f} s ({', '.join(f'{t:.3f}' for t in timings)})")
+    assert best < 1.0   # target 0.5 s; headroom for a loaded CI machine
+
+
+def test_cli_import_is_light() -> None:
+    code = ("import sys, mlflow_tune.cli; heavy = sorted(m for m in ('torch', 'mlflow', 'sklearn', "
+            "'matplotlib', 'pandas') if m in sys.modules); print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.stdout.strip() == "", f"imported by mlflow_tune.cli: {done.stdout.strip()}"
+
+
+@pytest.mark.parametrize("command", ["train"])
+def test_subcommand_help(command: str) -> None:
+    assert invoke(command, "--help").exit_code == 0

@@ -1,0 +1,103 @@
+"""The suggester: ask/tell over hyperopt's algorithms and the grid, and restore on resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlflow_tune.tuning.samplers import Suggester, tpe_startup
+from mlflow_tune.tuning.space import grid_points, parse_space
+
+SPACE = parse_space({"lr": {"loguniform": [1e-4, 1]}, "dropout": {"uniform": [0.0, 0.7]},
+                     "hidden_units": {"int": [16, 256]}, "optimizer": {"choice": ["adam", "sgd", "rmsprop"]}})
+GRID = parse_space({"lr": {"choice": [0.001, 0.01]}, "hidden_units": {"choice": [32, 64, 128]}})
+ALGOS = ("tpe", "random", "anneal", "grid")
+
+
+def loss_of(params: dict) -> float:
+    return abs(math.log10(float(params["lr"])) + 2.5) + float(params.get("dropout", 0.0))
+
+
+def run(algo: str, seed: int, n: int = 8) -> list[dict]:
+    space = GRID if algo == "grid" else SPACE
+    suggester = Suggester(space, algo, seed=seed, max_trials=n)
+    out = []
+    for tid in range(n):
+        params = suggester.ask(tid)
+        if params is None:
+            break
+        out.append(params)
+        suggester.tell(tid, loss_of(params))
+    return out
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_same_seed_gives_the_same_trials(algo: str) -> None:
+    assert run(algo, seed=3) == run(algo, seed=3)
+
+
+@pytest.mark.parametrize("algo", ["tpe", "random", "anneal"])
+def test_params_are_inside_the_space(algo: str) -> None:
+    for params in run(algo, seed=1):
+        assert set(params) == set(SPACE.names)
+        assert 1e-4 <= params["lr"] <= 1 and 0 <= params["dropout"] <= 0.7
+        assert isinstance(params["hidden_units"], int) and 16 <= params["hidden_units"] <= 256
+        assert params["optimizer"] in ("adam", "sgd", "rmsprop")
+
+
+@pytest.mark.parametrize("algo", ["tpe", "random"])
+def test_different_seeds_differ(algo: str) -> None:
+    assert run(algo, seed=0) != run(algo, seed=1)
+
+
+def test_grid_enumerates_every_combination_once_then_stops() -> None:
+    suggester = Suggester(GRID, "grid")
+    points = []
+    while (p := suggester.ask(len(points))) is not None:
+        points.append(p)
+    assert len(points) == 6 == len({tuple(sorted(p.items())) for p in points})
+    expected = {(a, b) for a in (0.001, 0.01) for b in (32, 64, 128)}
+    assert {(p["lr"], p["hidden_units"]) for p in points} == expected
+    assert suggester.remaining == 0
+
+
+def test_restored_grid_does_not_repeat_points() -> None:
+    done = grid_points(GRID)[:4:2]          # two finished trials, not the first two
+    suggester = Suggester(GRID, "grid")
+    for tid, params in enumerate(done):
+        suggester.restore(tid, {k: str(v) for k, v in params.items()}, 0.5)   # MLflow gives strings back
+    rest = []
+    while (p := suggester.ask(10 + len(rest))) is not None:
+        rest.append(p)
+    assert len(rest) == 4 and not any(p in done for p in rest)
+
+
+def test_restored_tpe_history_is_used_and_trials_continue() -> None:
+    first = run("tpe", seed=0, n=6)
+    suggester = Suggester(SPACE, "tpe", seed=0, max_trials=12)
+    for tid, params in enumerate(first):
+        suggester.restore(tid, params, loss_of(params))
+    suggester.restore(len(first), first[0], None)           # a failed trial is restored too
+    assert len(suggester._trials.trials) == 7
+    nxt = suggester.ask(7)
+    assert nxt is not None and set(nxt) == set(SPACE.names)
+
+
+def test_unknown_algo_is_an_error() -> None:
+    with pytest.raises(ValueError, match="algo='foo'"):
+        Suggester(SPACE, "foo")
+
+
+def test_tpe_startup_scales_with_budget() -> None:
+    assert tpe_startup(10) == 5 and tpe_startup(50) == 10 and tpe_startup(1000) == 20
+
+
+@pytest.mark.parametrize("algo", ["random", "tpe"])
+def test_resumed_suggester_does_not_repeat_earlier_trials(algo: str) -> None:
+    first = run(algo, seed=0, n=4)
+    suggester = Suggester(SPACE, algo, seed=0, max_trials=20)
+    for tid, params in enumerate(first):
+        suggester.restore(tid, params, loss_of(params))
+    later = [suggester.ask(tid) for tid in range(4, 8)]
+    assert not any(p in first for p in later)
