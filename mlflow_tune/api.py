@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from mlflow_tune.diagnostics.guard import DiagnosisGuard
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
-from mlflow_tune.tracking.writer import shared
 from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import check_source
@@ -43,7 +42,7 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
           callbacks: Sequence[TrainCallback] = (), wait: bool = True) -> TrainOutcome:
     """Train `config` and log everything to one MLflow run.
 
-    The run's curves, checkpoint and model are written by a helper process. With `wait=False`
+    The run's curves, checkpoint and model are written by the writer thread. With `wait=False`
     this returns as soon as training ends, so a loop of runs trains the next model while the
     last one's files are written; `outcome.wait()` (or `outcome.model_uri`) then waits for them.
 
@@ -51,7 +50,6 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
     project run and ours are one and the same.
     """
     check_source(config)
-    shared().start()   # the writer's imports overlap with loading the data and building the model
     client = client_for(tracking_uri)
     existing = os.environ.get("MLFLOW_RUN_ID")
     if existing:

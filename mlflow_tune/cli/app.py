@@ -6,13 +6,13 @@ import dataclasses
 import functools
 import inspect
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
+from mlflow_tune.cli.quick_exit import quick_exit
 from mlflow_tune.training.config import FIELD_HELP, FIELD_TYPES, ConfigError, TrainConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -327,7 +327,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        quick_exit(130)
+    except SystemExit as exc:
+        quick_exit(exc.code)
+    quick_exit(0)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class ProcessExecutor:
     """Trials in the process's worker pool; their writes go to this level's writer thread.
 
     Workers train on every core and the driver mostly waits, so it writes in a thread: no
-    writer process competing with the workers for the cores, one process on the store.
+    second process competing with the workers for the cores, one process on the store.
     """
 
     def __init__(self, parallel: int):

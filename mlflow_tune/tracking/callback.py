@@ -27,13 +27,13 @@ def log_pytorch_model(run: RunLogger, model: Network, example: Any) -> str:
     """Log `model` (raw rows in, class probabilities out) as an MLflow PyTorch model; returns its URI."""
     from mlflow_tune.tracking.models import log_model, model_parts
 
-    return log_model(run.client, run.run_id, model_parts(model, example), experiment_id=run.experiment_id)
+    return log_model(run.client, run.run_id, model_parts(model, example))
 
 
 class MlflowCallback(TrainCallback):
     """Training callback that writes one run: params, per-epoch metrics, curves, checkpoint, model.
 
-    Every write goes to `writer` (by default the background writer process) in order, so the
+    Every write goes to `writer` (by default the process's writer thread) in order, so the
     training loop never waits on the tracking store; `model_uri()` waits for the last one.
     """
 

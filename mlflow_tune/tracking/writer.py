@@ -1,26 +1,27 @@
 """The tracking writer: a run's metrics, params, tags, files and model, written off the training path.
 
-A SQLite commit of one epoch's metrics, drawing the curves and logging an MLflow model each
-cost as much as several epochs of a small model, and all are CPU-bound Python (a thread would
-fight the training loop for the GIL). So a run's files go to one helper process (`python -m mlflow_tune.writer`), in
-submission order, while the next run trains. `drain()` waits for everything submitted; it runs at exit too, so nothing
-is lost, and a job that fails still ends its run (FAILED, with the error as a tag).
+A SQLite commit of a run's metrics, a figure and an MLflow model each cost as much as several
+epochs of a small model, so they are written by one thread of this process in submission order
+(new runs first) while training goes on. `drain()` waits for everything submitted; it runs at
+exit too, so nothing is lost, and a job that fails still ends its run (FAILED, with the error).
+
+Why a thread and not a helper process (what this module used to start): measured as a user runs
+it (`bench/process.py`: 8 trials as one `mlflow-tune search` process on a 2-core machine), the
+helper's start-up, imports and teardown cost more than the GIL the thread shares with training:
+8.6 s with the process, 7.1-7.5 s with the thread, the bare floor 7.2 s. Inside one long-lived
+process training with one torch thread (`bench/overhead.py`) the process was ahead (1.23x of bare
+against 1.59x, for 0.1-s runs), but whole processes are what people run. MLflow's asynchronous
+logging (`log_batch(..., synchronous=False)`) takes metrics only; files, models and the run's end
+must follow them in order, so one ordered queue of our own stays simpler (`bench/writer.py`).
 """
 
 from __future__ import annotations
 
 import atexit
-import collections
 import io
 import itertools
 import logging
-import os
-import pickle
 import queue
-import signal
-import struct
-import subprocess
-import sys
 import tempfile
 import threading
 from concurrent.futures import Future
@@ -95,7 +96,7 @@ def write_run(job: RunWrite) -> str:
         if job.model is not None:
             from mlflow_tune.tracking.models import log_model
 
-            model_uri = log_model(run.client, run.run_id, job.model, experiment_id=job.experiment_id)
+            model_uri = log_model(run.client, run.run_id, job.model)
     except Exception as exc:
         run.set_tags({TAG + "files_error": f"{type(exc).__name__}: {exc}"[:500]})
         if job.status:
@@ -109,91 +110,11 @@ def write_run(job: RunWrite) -> str:
     return model_uri
 
 
-class _Helper:
-    """One helper process, fed pickled jobs over a pipe and answering in order.
-
-    A plain `python -m mlflow_tune.writer` subprocess rather than multiprocessing: spawn
-    re-imports the caller's `__main__`, which breaks scripts without a main guard, notebooks
-    and stdin. Pipe writes happen on a thread so a full pipe never blocks training.
-    """
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow_tune.tracking.writer"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.outbox: queue.Queue[bytes | None] = queue.Queue()
-        self.waiting: collections.deque[Future[str]] = collections.deque()
-        self.lock = threading.Lock()
-        threading.Thread(target=self._send, daemon=True, name="mlflow-tune-send").start()
-        threading.Thread(target=self._receive, daemon=True, name="mlflow-tune-receive").start()
-
-    def submit(self, job: RunWrite) -> Future[str]:
-        future: Future[str] = Future()
-        with self.lock:
-            self.waiting.append(future)
-        self.outbox.put(pickle.dumps(job))
-        return future
-
-    def _send(self) -> None:
-        stream = self.proc.stdin
-        assert stream is not None
-        while (data := self.outbox.get()) is not None:
-            try:
-                stream.write(struct.pack("<Q", len(data)) + data)
-                stream.flush()
-            except OSError:   # the helper died; _receive fails the waiting futures
-                return
-        stream.close()
-
-    def _receive(self) -> None:
-        stream = self.proc.stdout
-        assert stream is not None
-        while (reply := _read_frame(stream)) is not None:
-            ok, value = pickle.loads(reply)
-            with self.lock:
-                future = self.waiting.popleft()
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(RuntimeError(value))
-        with self.lock:
-            while self.waiting:
-                self.waiting.popleft().set_exception(RuntimeError("the file-writer process ended early"))
-
-    def close(self) -> None:
-        self.outbox.put(None)
-        self.proc.wait()
-
-
-def _read_frame(stream: Any) -> bytes | None:
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    return bytes(stream.read(struct.unpack("<Q", header)[0]))
-
-
-def serve() -> None:
-    """The helper process: read jobs from stdin, write (ok, model_uri | error) to stdout."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the trainer; finish what was given
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)   # anything a library prints goes to stderr, never into the reply stream
-    sys.stdout = sys.stderr
-    while (frame := _read_frame(sys.stdin.buffer)) is not None:
-        try:
-            reply: tuple[bool, str] = (True, write_run(pickle.loads(frame)))
-        except Exception as exc:
-            reply = (False, f"{type(exc).__name__}: {exc}")
-        data = pickle.dumps(reply)
-        replies.write(struct.pack("<Q", len(data)) + data)
-        replies.flush()
-
-
 class _Thread:
     """One writing thread in this process, in submission order except that new runs go first.
 
-    For a driver whose trials train in worker processes: its own threads mostly wait, so
-    writing here costs the trials nothing, and there is no helper process to start (seconds
-    of imports, on cores the workers need). A run made ahead for a trial is wanted the moment
-    a worker is free, and no other job depends on it, so it does not wait behind files.
+    A run made ahead for a trial is wanted the moment the trial can start, and no other job
+    depends on it, so it does not wait behind files.
     """
 
     def __init__(self) -> None:
@@ -222,24 +143,24 @@ class _Thread:
         self.thread.join()
 
 
-WHERE = ("process", "thread", "here")
+WHERE = ("thread", "here")
 
 
 class Writer:
-    """Runs jobs in a helper process (`where="process"`), a thread, or right here, in order."""
+    """Runs jobs in a thread (`where="thread"`) or right here, in order."""
 
-    def __init__(self, where: str = "process"):
+    def __init__(self, where: str = "thread"):
         if where not in WHERE:
             raise ValueError(f"where={where!r} is not valid; choose one of: {', '.join(WHERE)}.")
         self.where = where
-        self._helper: _Helper | _Thread | None = None
+        self._helper: _Thread | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
         self._lock = threading.Lock()   # a search's worker pipes submit from several reader threads
 
     def start(self) -> Writer:
-        """Start the helper now (a process's imports then overlap with what the caller does first)."""
+        """Start the writing thread now."""
         if self.where != "here" and self._helper is None:
-            self._helper = _Helper() if self.where == "process" else _Thread()
+            self._helper = _Thread()
         return self
 
     def submit(self, job: RunWrite) -> Future[str]:
@@ -314,7 +235,7 @@ def shared() -> Writer:
     """The process-wide background writer, started on first use."""
     global _shared
     if _shared is None:
-        _shared = Writer("process")
+        _shared = Writer("thread")
         atexit.register(_shared.close)
     return _shared
 
@@ -330,6 +251,3 @@ def serialise_checkpoint(state: dict[str, Any]) -> bytes:
     torch.save(state, buffer)
     return buffer.getvalue()
 
-
-if __name__ == "__main__":
-    serve()

@@ -57,7 +57,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     """Run (or with `resume`, continue) the search described by `tune`."""
     listener = listener or SearchListener()
     start_workers_ahead(tune.search.executor, tune.search.parallel)
-    # Trials training in this process: their writes (and the set-up's) go to the writer process.
+    # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
     if resume:

@@ -42,7 +42,7 @@ class TrialSpec:
     project: str = ""               # run as an MLflow Project instead of in-process
     entry_point: str = "train"
     env_manager: str = "local"
-    background_writes: bool = False  # write files/model in the background helper process (inline runs)
+    background_writes: bool = False  # write through the process's writer thread (inline runs)
     experiment_id: str = ""
 
     def oriented(self, value: float) -> float:

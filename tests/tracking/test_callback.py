@@ -101,5 +101,5 @@ def test_thread_writer_writes_in_order_and_reports_failures(tracking_uri: str) -
         clash.result()
     assert "mlflow_tune.files_error" in client.get_run(run.run_id).data.tags
     writer.close()
-    with pytest.raises(ValueError, match="where='gpu' is not valid; choose one of: process, thread, here"):
+    with pytest.raises(ValueError, match="where='gpu' is not valid; choose one of: thread, here"):
         Writer("gpu")
