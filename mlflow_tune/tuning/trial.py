@@ -164,8 +164,8 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
-    # Curves are drawn, and the model logged, only for the top-k trials (below): for the rest
-    # the MLflow UI charts the per-epoch metrics, and the writer keeps pace with short trials.
+    # No figure per trial (the MLflow UI charts the per-epoch metrics, the report draws them all);
+    # the model is logged only for the top-k trials (below), so the writer keeps pace with short trials.
     run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False, writer=writer,
                              plot_at_end=False, first_epoch_at_once=False, hold_end=True,
@@ -187,7 +187,7 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
 def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
              board: Board) -> tuple[TrialOutcome, RunWrite]:
     """The trial's outcome, and what its run gets for it: objective, status, and for a top-k
-    trial its curves and model."""
+    trial its model."""
     from mlflow_tune.tracking.models import model_parts
     from mlflow_tune.tracking.writer import RunWrite
 
@@ -211,7 +211,7 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
     # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
-    last = RunWrite(spec.tracking_uri, spec.run_id, plot=top, tags=done,
+    last = RunWrite(spec.tracking_uri, spec.run_id, plot=False, tags=done,
                     model=model_parts(result.model, result.data.val.x[:5]) if top else None,
                     metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
                     status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
