@@ -90,7 +90,7 @@ class Suggester:
             return
         from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
-        for doc in self._trials._dynamic_trials:
+        for doc in self._trials._dynamic_trials:   # private; checked in tests/tuning/test_samplers.py
             if doc["tid"] == tid:
                 ok = loss is not None and bool(np.isfinite(loss))
                 doc["result"] = {"loss": float(loss or 0.0), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from typing import Any
 
-from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, finite
+from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs
 from mlflow_tune.tracking.writer import drain
 from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_trials, run_level
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.space import Space
+from mlflow_tune.tuning.summary import retrain_table, summarise_stage
 from mlflow_tune.tuning.trial import TrialOutcome
 from mlflow_tune.tuning.tunefile import TuneConfig
 
@@ -103,7 +103,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
                           first_tid=top_tid + 1, points=list(plan.points) or None,
                           last_tid=last_tid)
             result = run_level(level, listener)
-            _summarise_stage(run, stage, result)
+            summarise_stage(run, stage, result)
         everything += result.outcomes
         top_tid = max([top_tid, last_tid, *(o.tid for o in result.outcomes)])
         if result.interrupted:
@@ -147,38 +147,3 @@ def _open_stage(parent: RunLogger, experiment_id: str, index: int, stage: StageS
     if plan.reasons:
         run.set_tags({TAG + "adjustments": "; ".join(plan.reasons)[:5000]})
     return run, [], -1
-
-
-def _summarise_stage(run: RunLogger, stage: StageSettings, result: LevelResult) -> None:
-    best = best_trial(result.outcomes)
-    metrics = {"n_trials": float(len(result.outcomes))}
-    if best is not None and best.objective is not None:
-        metrics["best_objective"] = best.objective
-        run.set_tags({TAG + "best_run_id": best.run_id})
-    if stage.retrain:
-        rows = retrain_table(result.outcomes)
-        run.log_text(json.dumps(rows, indent=2), "retrain.json")
-        for rank, row in enumerate(rows):
-            metrics[f"retrain_{rank}_mean"] = row["mean"]
-            metrics[f"retrain_{rank}_std"] = row["std"]
-    run.log_metrics(finite(metrics))
-
-
-def retrain_table(outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
-    """Mean and spread of the objective per configuration over its seeds, best mean first."""
-    groups: dict[str, list[TrialOutcome]] = {}
-    for o in outcomes:
-        # str(): trials restored from MLflow on resume carry their params as strings
-        key = json.dumps({k: str(v) for k, v in sorted(o.params.items()) if k != "seed"})
-        groups.setdefault(key, []).append(o)
-    rows = []
-    for runs in groups.values():
-        values = [o.objective for o in runs if o.objective is not None]
-        losses = [o.loss for o in runs if o.loss is not None]
-        if not values:
-            continue
-        params = {k: v for k, v in runs[0].params.items() if k != "seed"}
-        rows.append({"params": params, "seeds": len(values), "mean": statistics.fmean(values),
-                     "std": statistics.pstdev(values), "mean_loss": statistics.fmean(losses),
-                     "run_ids": [o.run_id for o in runs]})
-    return sorted(rows, key=lambda r: r["mean_loss"])

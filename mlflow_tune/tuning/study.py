@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_tune.executors.local import start_workers_ahead
-from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment, finite
+from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
 from mlflow_tune.tracking.writer import RunWrite, Writer, drain
 from mlflow_tune.tracking.writer import shared as shared_writer
 from mlflow_tune.tuning.driver import (
@@ -22,34 +19,8 @@ from mlflow_tune.tuning.driver import (
     sigterm_as_interrupt,
 )
 from mlflow_tune.tuning.listener import SearchListener
-from mlflow_tune.tuning.trial import TrialOutcome
+from mlflow_tune.tuning.summary import SearchOutcome, summarise, trials_csv
 from mlflow_tune.tuning.tunefile import TuneConfig
-
-SUMMARY_METRICS = ("objective", "best_val_loss", "best_val_accuracy", "best_epoch", "test_loss", "test_accuracy")
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    parent_run_id: str
-    experiment_id: str
-    tracking_uri: str
-    trials: tuple[TrialOutcome, ...]
-    best: TrialOutcome | None
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    stopped_by: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def interrupted(self) -> bool:
-        return self.stopped_by == "interrupted"
-
-    def to_dict(self) -> dict[str, Any]:
-        best = self.best
-        return {"parent_run_id": self.parent_run_id, "experiment_id": self.experiment_id,
-                "tracking_uri": self.tracking_uri, "stopped_by": self.stopped_by, "counts": self.counts,
-                "best_run_id": best.run_id if best else None, "best_trial": best.tid if best else None,
-                "best_params": best.params if best else {}, "best_objective": best.objective if best else None,
-                "best_metrics": self.best_metrics}
 
 
 def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | None = None,
@@ -123,63 +94,6 @@ def log_setup(parent: RunLogger, tune: TuneConfig, writer: Writer | None = None)
     parent.log_params(params)
     for path, text in texts:
         parent.log_text(text, path)
-
-
-def counts_of(trials: list[TrialOutcome]) -> dict[str, int]:
-    counts = {"trials": len(trials)}
-    for o in trials:
-        counts[o.status] = counts.get(o.status, 0) + 1
-        if o.diagnosis:
-            counts[f"diagnosis_{o.diagnosis}"] = counts.get(f"diagnosis_{o.diagnosis}", 0) + 1
-    return counts
-
-
-def trials_csv(trials: list[TrialOutcome]) -> str:
-    names = sorted({k for o in trials for k in o.params})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["trial", "run_id", "status", "objective", "diagnosis", "epochs", "error", *names])
-    for o in sorted(trials, key=lambda t: t.tid):
-        writer.writerow([o.tid, o.run_id, o.status, "" if o.objective is None else o.objective,
-                         o.diagnosis, o.epochs, o.error, *(o.params.get(n, "") for n in names)])
-    return out.getvalue()
-
-
-def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
-    """Write the parent's summary (its trials table is already in): counts, best trial's params,
-    metrics and run id."""
-    trials = result.outcomes
-    best = result.best()
-    counts = counts_of(trials)
-    metrics = {f"n_{k}": float(v) for k, v in counts.items()}
-    tags = {TAG + "stopped_by": result.stopped_by}
-    best_metrics: dict[str, float] = {}
-    if best is not None:
-        child = parent.client.get_run(best.run_id).data
-        best_metrics = {k: child.metrics[k] for k in SUMMARY_METRICS if k in child.metrics}
-        metrics.update(finite(best_metrics))
-        tags[TAG + "best_run_id"] = best.run_id
-        tags[TAG + "best_trial"] = str(best.tid)
-        tags.update({f"{TAG}best.{k}": str(v) for k, v in best.params.items()})
-        log_best_params(parent, {**{k: v for k, v in child.params.items()}, **best.params})
-    parent.log_batch([(k, v, 0) for k, v in metrics.items()], tags=tags)   # one commit
-    client = parent.client
-    return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,
-                         best_metrics, result.stopped_by, counts)
-
-
-def log_best_params(parent: RunLogger, params: dict[str, Any]) -> None:
-    """The best trial's params on the parent, so parent and trials compare in the MLflow UI.
-
-    MLflow params are write-once: when a resumed search finds a new best, the old values stay
-    and the `mlflow_tune.best.*` tags carry the new ones.
-    """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        parent.log_params(params)
-    except MlflowException:
-        parent.set_tags({TAG + "best_params_in_tags": "true"})
 
 
 __all__ = ["LevelResult", "SearchOutcome", "search"]

@@ -101,3 +101,30 @@ def test_resumed_suggester_does_not_repeat_earlier_trials(algo: str) -> None:
         suggester.restore(tid, params, loss_of(params))
     later = [suggester.ask(tid) for tid in range(4, 8)]
     assert not any(p in first for p in later)
+
+
+def test_hyperopt_internals_we_rely_on_are_still_there() -> None:
+    """Suggester drives hyperopt's Trials documents directly (not through fmin). If a hyperopt
+    release changes any of this, this test fails before a search silently misbehaves."""
+    import hyperopt
+    from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, hp, tpe
+
+    domain = Domain(lambda _: 0.0, {"x": hp.uniform("x", 0.0, 1.0)})
+    trials = Trials()
+    assert isinstance(trials._dynamic_trials, list) and hasattr(domain, "cmd")
+    docs = tpe.suggest([0], domain, trials, 123)
+    assert set(docs[0]["misc"]) >= {"tid", "vals", "idxs", "cmd", "workdir"} and docs[0]["tid"] == 0
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    doc = trials._dynamic_trials[0]
+    doc["result"], doc["state"] = {"loss": 0.5, "status": STATUS_OK}, JOB_STATE_DONE
+    trials.refresh()
+    assert trials.losses() == [0.5]
+    made = trials.new_trial_docs([1], [None], [{"loss": 0.2, "status": STATUS_OK}],
+                                 [{"tid": 1, "cmd": domain.cmd, "workdir": None, "idxs": {"x": [1]},
+                                   "vals": {"x": [0.3]}}])
+    made[0]["state"] = JOB_STATE_DONE
+    trials.insert_trial_docs(made)
+    trials.refresh()
+    assert sorted(trials.losses()) == [0.2, 0.5]
+    assert tuple(int(p) for p in hyperopt.__version__.split(".")[:2]) < (0, 4)

@@ -17,8 +17,9 @@ from helpers import start_search_cli
 from mlflow import MlflowClient
 
 from mlflow_tune.tracking.runs import child_runs
-from mlflow_tune.tuning.stages import plan_stage, retrain_table, top_trials
+from mlflow_tune.tuning.stages import plan_stage, top_trials
 from mlflow_tune.tuning.study import search
+from mlflow_tune.tuning.summary import retrain_table
 from mlflow_tune.tuning.trial import TrialOutcome
 from mlflow_tune.tuning.tunefile import TuneConfig, load_tune_file, parse_tune_config
 
