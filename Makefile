@@ -27,6 +27,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/process.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/writer.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/overhead.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/search.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stages.py
