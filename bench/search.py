@@ -160,7 +160,7 @@ def hyperopt_epochs_to_target(seed: int, epochs: int, target: float, budget: int
 
     from mlflow_tune.training.config import from_mapping
     from mlflow_tune.training.loop import train_model
-    from mlflow_tune.tuning.space import parse_space
+    from mlflow_tune.tuning.space_yaml import parse_space
 
     space = parse_space(SPACE_B)
     spent = {"epochs": 0, "hit": False}

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 # torch._dynamo: creating the first optimizer in a process imports it (~800 modules, sympy
 # among them, ~2.5 s); preloaded here, it is paid once per search process, not once per worker.
-PRELOAD = ["mlflow_tune.tuning.trial", "mlflow_tune.training.loop", "sklearn.datasets", "sklearn.model_selection",
+PRELOAD = ["mlflow_tune.tuning.runner", "mlflow_tune.training.loop", "sklearn.datasets", "sklearn.model_selection",
            "torch._dynamo"]
 
 

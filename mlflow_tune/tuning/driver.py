@@ -22,10 +22,11 @@ from mlflow_tune.executors.local import make_executor
 from mlflow_tune.tracking.runs import PARENT_TAG, TAG, RunLogger, child_runs, client_for
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.listener import SearchListener
+from mlflow_tune.tuning.runner import run_trial
 from mlflow_tune.tuning.samplers import Suggester
 from mlflow_tune.tuning.settings import SearchSettings
 from mlflow_tune.tuning.space import Space
-from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec, run_trial
+from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
@@ -49,6 +50,8 @@ class Level:
     first_tid: int = 0
     points: list[dict[str, Any]] | None = None   # exact configurations instead of a suggester
     last_tid: int = -1                            # highest trial number used so far (interrupted too)
+    objective: Any = None                         # a user's training function instead of our loop
+    budget: dict[str, Any] = field(default_factory=dict)   # a stage's overrides, for such a function
 
 
 @dataclass
@@ -85,6 +88,7 @@ class _Stops:
         self.started = len(restored)
         self.best = math.inf
         self.since_best = 0
+        self.fatal = ""   # a trial found the search itself broken: no more trials
         for o in restored:
             self.update(o)
 
@@ -96,6 +100,8 @@ class _Stops:
 
     def reason(self) -> str:
         s = self.s
+        if self.fatal:
+            return "error"
         if self.started >= self.max_trials:
             return "max_trials"
         if s.timeout and time.monotonic() - self.start >= s.timeout:
@@ -169,6 +175,8 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 stops.update(outcome)
                 outcomes.append(outcome)
                 listener.trial_finished(outcome, best_trial(outcomes))
+                if outcome.fatal:
+                    stops.fatal = outcome.error
     except KeyboardInterrupt:
         executor.abort()
         # `starting`: a trial whose run exists but that was not yet handed to the executor
@@ -228,12 +236,15 @@ class ChildRuns:
 def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:
     s = level.settings
     values = {**level.base, **params}
-    if not values.get("num_threads") and not s.project:   # a foreign project may not know num_threads
+    ours = not s.project and level.objective is None   # a foreign project or function may not know num_threads
+    if not values.get("num_threads") and ours:
         values["num_threads"] = threads_per_trial(s.parallel)
     return TrialSpec(tid, runs.take(tid, more), level.tracking_uri, values, dict(params), s.metric, s.mode,
                      s.pruning, s.pruning_warmup, s.min_trials_for_pruning, s.asha_reduction,
                      s.top_k_models, s.project, s.entry_point, s.env_manager,
-                     background_writes=s.parallel <= 1 and not s.project, experiment_id=level.experiment_id)
+                     background_writes=s.parallel <= 1 and not s.project, experiment_id=level.experiment_id,
+                     objective=level.objective, budget=dict(level.budget),
+                     threads=threads_per_trial(s.parallel) if level.objective is not None and s.parallel > 1 else 0)
 
 
 def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:

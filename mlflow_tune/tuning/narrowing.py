@@ -62,7 +62,7 @@ def _keep_choices(param: Param, values: Sequence[Any], bounds: Param) -> Param:
         except ValueError:   # a value outside the space (held fixed elsewhere): no evidence here
             continue
     kept = tuple(c for i, c in enumerate(bounds.choices) if i in seen)
-    return Param(param.name, "choice", choices=kept) if kept else param
+    return Param(param.name, "choice", choices=kept, free=param.free) if kept else param
 
 
 def _narrow_numeric(param: Param, values: Sequence[Any], margin: float, bounds: Param) -> Param:
@@ -97,12 +97,12 @@ def _rebuild(param: Param, low: float, high: float, bounds: Param, *, slide: boo
         if khi <= klo:
             klo, khi = (klo, klo + 1) if klo + 1 <= last else (max(first, khi - 1), khi)
         if khi <= klo:   # the original has a single step: keep its bounds
-            return Param(param.name, param.kind, bounds.low, bounds.high, bounds.q)
+            return Param(param.name, param.kind, bounds.low, bounds.high, bounds.q, free=param.free)
         nlo, nhi = klo * step, khi * step
     assert bounds.low is not None and bounds.high is not None
     if param.kind not in INT_KINDS:
         nlo, nhi = max(round_sig(nlo), bounds.low), min(round_sig(nhi), bounds.high)
-    return Param(param.name, param.kind, nlo, nhi, param.q)
+    return Param(param.name, param.kind, nlo, nhi, param.q, free=param.free)
 
 
 def adjust_for_diagnoses(space: Space, labels: Sequence[str], original: Space) -> tuple[Space, list[str]]:
@@ -176,7 +176,7 @@ def _move_choice(param: Param, how: str, bounds: Param) -> Param | None:
         first = min(max(first, 0), len(values) - size)
         window = values[first:first + size]
         keep = [c for c in bounds.choices if c in window]
-    return Param(param.name, "choice", choices=tuple(keep)) if keep else param
+    return Param(param.name, "choice", choices=tuple(keep), free=param.free) if keep else param
 
 
 def scaled_bounds(param: Param) -> tuple[float, float]:

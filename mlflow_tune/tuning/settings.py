@@ -15,7 +15,10 @@ from mlflow_tune.training.config import ConfigError, check_names
 
 ALGOS = ("tpe", "random", "anneal", "grid")
 PRUNERS = ("none", "median", "asha")
-METRICS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+# Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
+KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
+               "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
+METRICS = tuple(KNOWN_MODES)
 MODES = ("min", "max")
 EXECUTORS = ("process", "thread", "project")
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
@@ -62,12 +65,16 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         _one_of("search.algo", self.algo, ALGOS)
-        _one_of("search.metric", self.metric, METRICS)
-        natural = "min" if self.metric.endswith("loss") else "max"
+        if not self.metric or len(self.metric) > 250:
+            raise ConfigError(f"search.metric={self.metric[:60]!r} must be a metric name of 1 to 250 characters.")
+        natural = KNOWN_MODES.get(self.metric)
+        if not self.mode and natural is None:
+            raise ConfigError(f"search.metric={self.metric!r} is not one whose direction mlflow-tune knows "
+                              f"({', '.join(METRICS)}); give search.mode: min or max.")
         if not self.mode:
             object.__setattr__(self, "mode", natural)
         _one_of("search.mode", self.mode, MODES)
-        if self.mode != natural:
+        if natural is not None and self.mode != natural:
             raise ConfigError(f"search.mode={self.mode!r} does not fit metric {self.metric!r}; "
                               f"use mode {natural!r} or leave it out.")
         _one_of("search.pruning", self.pruning, PRUNERS)

@@ -19,7 +19,7 @@ from typing import Any
 from mlflow_tune.training.config import FIELD_TYPES, ConfigError, TrainConfig, check_names, coerce
 from mlflow_tune.tuning.starter import default_space
 
-__all__ = ["KINDS", "Param", "Space", "default_space", "grid_points", "parse_space", "round_sig"]
+__all__ = ["KINDS", "Param", "Space", "default_space", "grid_points", "round_sig"]
 
 LOG_KINDS = ("loguniform", "qloguniform", "logint")
 INT_KINDS = ("int", "logint")
@@ -50,9 +50,11 @@ class Param:
     high: float | None = None
     q: float | None = None
     choices: tuple[Any, ...] = ()
+    free: bool = False   # a user function's parameter: any name, typed by its kind, not a TrainConfig field
 
     def __post_init__(self) -> None:
-        check_names([self.name], where="space")
+        if not self.free:
+            check_names([self.name], where="space")
         if self.kind not in KINDS:
             raise self._error(f"unknown kind {self.kind!r}{_hint(self.kind, KINDS)}; "
                               f"valid kinds: {', '.join(KINDS)}")
@@ -74,8 +76,22 @@ class Param:
                                   f"values: {list(self.choices)}")
         object.__setattr__(self, "choices", tuple(coerced))
 
+    @property
+    def field_type(self) -> type:
+        if not self.free:
+            return FIELD_TYPES[self.name]
+        return object if self.kind == "choice" else int if self.kind in INT_KINDS else float
+
+    def typed(self, value: Any) -> Any:
+        """``value`` (maybe a string read back from MLflow) as this parameter's type."""
+        if not self.free:
+            return coerce(self.name, value)
+        if self.field_type is object:   # a free choice: the value as written, found by its text
+            return next((c for c in self.choices if str(c) == str(value)), value)
+        return int(float(value)) if self.field_type is int else float(value)
+
     def _check_numeric(self) -> None:
-        field_type = FIELD_TYPES[self.name]
+        field_type = self.field_type
         if field_type not in (int, float):
             raise self._error(f"{self.name!r} is a {field_type.__name__} field; "
                               f"use choice, not {self.kind}")
@@ -107,6 +123,8 @@ class Param:
 
     def _coerce(self, value: Any, what: str) -> Any:
         """``value`` as the field's type, checked against TrainConfig's own per-field rules."""
+        if self.free:
+            return value if self.kind == "choice" else self.typed(value)
         try:
             typed = coerce(self.name, value)
             # data_path keeps csv/parquet valid; cross-field rules are checked when a trial is built.
@@ -167,11 +185,11 @@ class Param:
         if self.kind in GRID_KINDS:
             first, last, step = self.grid_range()
             number = min(max(round(number / step), first), last) * step
-        return coerce(self.name, round_sig(number))
+        return self.typed(round_sig(number))
 
     def index_of(self, value: Any) -> int:
         """Index of ``value`` (possibly a string read back from MLflow) among the choices."""
-        typed = coerce(self.name, value)
+        typed = self.typed(value)
         for i, choice in enumerate(self.choices):
             if choice == typed or (isinstance(typed, float) and math.isclose(choice, typed)):
                 return i
@@ -269,46 +287,6 @@ class Space:
                 for p in self.params}
 
 
-def parse_space(spec: Mapping[str, Any]) -> Space:
-    """Validate the YAML ``space:`` mapping; every error names the entry and the valid choices."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"space must be a mapping of parameter: {{kind: args}}, got {spec!r}")
-    check_names([str(name) for name in spec], where="space")
-    return Space(tuple(_parse_entry(str(name), entry) for name, entry in spec.items()))
-
-
-def _parse_entry(name: str, entry: Any) -> Param:
-    prefix = f"space entry {name!r}"
-    if not isinstance(entry, Mapping) or len(entry) != 1:
-        got = ", ".join(map(str, entry)) if isinstance(entry, Mapping) else repr(entry)
-        raise ConfigError(f"{prefix} must be a mapping with exactly one kind, e.g. {{choice: [...]}}, "
-                          f"got {got or '{}'}; valid kinds: {', '.join(KINDS)}")
-    kind, args = next(iter(entry.items()))
-    if kind not in KINDS:
-        raise ConfigError(f"{prefix}: unknown kind {kind!r}{_hint(str(kind), KINDS)}; "
-                          f"valid kinds: {', '.join(KINDS)}")
-    if not isinstance(args, (list, tuple)):
-        raise ConfigError(f"{prefix}: {kind} needs a list, got {args!r}")
-    if kind == "choice":
-        return Param(name, kind, choices=tuple(args))
-    size = 3 if kind in QUANTISED_KINDS else 2
-    if len(args) != size:
-        shape = "[low, high, q]" if size == 3 else "[low, high]"
-        raise ConfigError(f"{prefix}: {kind} needs {shape}, got {list(args)}")
-    numbers = [_number(prefix, a) for a in args]
-    return Param(name, kind, numbers[0], numbers[1], numbers[2] if size == 3 else None)
-
-
-def _number(prefix: str, value: Any) -> float:
-    # PyYAML reads 1e-4 (no dot) as a string, so numeric strings are accepted.
-    if isinstance(value, bool):
-        raise ConfigError(f"{prefix}: expected a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{prefix}: expected a number, got {value!r}") from None
-
-
 def grid_points(space: Space) -> list[dict[str, Any]]:
     """Every combination of the discrete values, in spec order (the last parameter varies fastest)."""
     sizes = [p.grid_size() for p in space.params]
@@ -323,7 +301,7 @@ def grid_points(space: Space) -> list[dict[str, Any]]:
 
 def _natural(param: Param, value: float) -> int | float:
     """A bound as written in YAML: int for integer kinds/fields, else a float rounded for display."""
-    if param.kind in INT_KINDS or (FIELD_TYPES[param.name] is int and float(value).is_integer()):
+    if param.kind in INT_KINDS or (param.field_type is int and float(value).is_integer()):
         return int(value)
     return round_sig(float(value))
 

@@ -101,7 +101,8 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
             level = Level(run, experiment_id, tracking_uri, plan.space, plan.base, settings,
                           stage_budget(stage), tags={TAG + "stage": str(index)}, restored=restored,
                           first_tid=top_tid + 1, points=list(plan.points) or None,
-                          last_tid=last_tid)
+                          last_tid=last_tid, objective=tune.objective,
+                          budget=stage.train_overrides if tune.objective is not None else {})
             result = run_level(level, listener)
             summarise_stage(run, stage, result)
         everything += result.outcomes

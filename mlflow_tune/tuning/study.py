@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.executors.local import start_workers_ahead
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
 from mlflow_tune.tracking.writer import RunWrite, Writer, drain
 from mlflow_tune.tracking.writer import shared as shared_writer
+from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.driver import (
     Level,
     LevelResult,
@@ -20,7 +22,12 @@ from mlflow_tune.tuning.driver import (
 )
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.summary import SearchOutcome, summarise, trials_csv
-from mlflow_tune.tuning.tunefile import TuneConfig
+
+if TYPE_CHECKING:
+    from mlflow_tune.tuning.function import Trial
+from mlflow_tune.tuning.settings import SearchSettings, coerce_section
+from mlflow_tune.tuning.space_yaml import parse_space
+from mlflow_tune.tuning.tunefile import TuneConfig, parse_stages
 
 
 def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | None = None,
@@ -61,7 +68,10 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         finally:
             listener.search_finished()
         outcome = summarise(parent, result, experiment_id)
-        parent.end("KILLED" if result.interrupted else "FINISHED")
+        fatal = next((o.error for o in result.outcomes if o.fatal), "")
+        parent.end("KILLED" if result.interrupted else "FAILED" if fatal else "FINISHED")
+    if fatal:   # e.g. the metric is never reported: the user's mistake, told in one line
+        raise ConfigError(fatal)
     return outcome
 
 
@@ -75,7 +85,8 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
                                         tune.search) if resumed else ([], -1)
     listener.search_started("search", tune.search.max_trials)
     level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
-                  tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid)
+                  tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid,
+                  objective=tune.objective)
     return run_level(level, listener)
 
 
@@ -85,7 +96,10 @@ def log_setup(parent: RunLogger, tune: TuneConfig, writer: Writer | None = None)
     params: dict[str, Any] = {f"search.{k}": v for k, v in s.__dict__.items() if v not in ("", None)}
     params.update({f"space.{p.name}": json.dumps(p.to_spec()) for p in tune.space.params})
     params.update({f"train.{k}": v for k, v in tune.train.items()})
-    texts = (("tune.yaml", tune.source or json.dumps({"train": tune.train, "space": tune.space.to_spec()})),
+    if tune.objective is not None:
+        params["objective"] = objective_name(tune.objective)
+    texts = (("tune.yaml", tune.source or json.dumps({"train": tune.train, "space": tune.space.to_spec()},
+                                                     default=str)),
              ("space.json", json.dumps(tune.space.to_spec(), indent=2)))
     if writer is not None:   # written while the first trial trains
         writer.submit(RunWrite(parent.tracking_uri, parent.run_id, params=tuple((k, str(v)) for k, v in params.items()),
@@ -96,4 +110,32 @@ def log_setup(parent: RunLogger, tune: TuneConfig, writer: Writer | None = None)
         parent.log_text(text, path)
 
 
-__all__ = ["LevelResult", "SearchOutcome", "search"]
+def objective_name(objective: Any) -> str:
+    if isinstance(objective, str):
+        return objective
+    return f"{getattr(objective, '__module__', '?')}:{getattr(objective, '__qualname__', repr(objective))}"
+
+
+def optimize(fn: Callable[[Trial], Any], space: Mapping[str, Any], *, metric: str, mode: str = "",
+             algo: str = "tpe", max_trials: int = 20, parallel: int = 1, pruning: str = "median",
+             experiment: str = "mlflow-tune", fixed: Mapping[str, Any] | None = None,
+             stages: Sequence[Mapping[str, Any]] = (), tracking_uri: str | None = None, resume: str | None = None,
+             listener: SearchListener | None = None, **search_settings: Any) -> SearchOutcome:
+    """Tune the user's own training function: `fn(trial)` reads `trial.params` (and `trial.budget`),
+    trains, and calls `trial.report(step, {...})` as it goes; see `Trial`.
+
+    `space` is the tune file's space (e.g. ``{"lr": {"loguniform": [1e-4, 1]}}``) over the function's
+    own parameter names; `fixed` values reach it in `trial.params` too. With `parallel` > 1 the
+    function runs in worker processes: define it in a module, or in a script under
+    ``if __name__ == "__main__":``. Other search settings (seed, top_k_models, pruning_warmup, ...)
+    by keyword, as in the tune file's ``search:`` section.
+    """
+    settings = {"metric": metric, "mode": mode, "algo": algo, "max_trials": max_trials, "parallel": parallel,
+                "pruning": pruning, **search_settings}
+    tune = TuneConfig(experiment, dict(fixed or {}), parse_space(space, free=True),
+                      SearchSettings(**coerce_section("search", SearchSettings, settings)),
+                      parse_stages(list(stages) or None), objective=fn)
+    return search(tune, tracking_uri=tracking_uri, resume=resume, listener=listener)
+
+
+__all__ = ["LevelResult", "SearchOutcome", "optimize", "search"]

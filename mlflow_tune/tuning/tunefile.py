@@ -26,8 +26,13 @@ from mlflow_tune.tuning.settings import (
     field_names,
     hint,
 )
-from mlflow_tune.tuning.space import Space, grid_points, parse_space
+from mlflow_tune.tuning.space import Space, grid_points
+from mlflow_tune.tuning.space_yaml import parse_space
 from mlflow_tune.tuning.starter import default_tune_yaml
+
+# The per-epoch metrics our own loop reports, a search over it can optimise (val_auc: two classes).
+LOOP_METRICS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy", "val_f1", "val_balanced_accuracy",
+                "val_auc")
 
 __all__ = [
     "ALGOS",
@@ -42,7 +47,7 @@ __all__ = [
     "parse_tune_config",
 ]
 
-TOP_KEYS = ("experiment", "train", "space", "search", "stages")
+TOP_KEYS = ("experiment", "train", "objective", "space", "search", "stages")
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
 
@@ -56,17 +61,23 @@ class TuneConfig:
     search: SearchSettings
     stages: tuple[StageSettings, ...] = ()
     source: str = ""
+    objective: Any = None   # a user's training function (or "module:function"); None: our loop trains
 
     def __post_init__(self) -> None:
-        if not self.experiment:
-            raise ConfigError("experiment must be a non-empty name.")
+        if not self.experiment or len(self.experiment) > 250:
+            raise ConfigError(f"experiment={self.experiment[:60]!r} must be a name of 1 to 250 characters.")
         if not self.space.params:
             raise ConfigError("the space is empty; add at least one entry, "
                               "e.g. space: {lr: {loguniform: [1e-4, 1]}}")
         for name in self.train:
             if name in self.space:
                 raise ConfigError(f"{name!r} is in both train and space; keep it in one of them.")
-        from_mapping({**self.train, **self.space.example()})   # cross-field rules (e.g. data_path)
+        ours = self.objective is None   # our loop: every value is a TrainConfig field, checked now
+        if ours:
+            from_mapping({**self.train, **self.space.example()})   # cross-field rules (e.g. data_path)
+            if not self.search.project and self.search.metric not in LOOP_METRICS:
+                raise ConfigError(f"search.metric={self.search.metric!r} is not a metric the training loop "
+                                  f"reports; choose one of: {', '.join(LOOP_METRICS)}.")
         names = [s.name for s in self.stages]
         for i, stage in enumerate(self.stages):
             if stage.name in names[:i]:
@@ -80,7 +91,8 @@ class TuneConfig:
                 space = self.space.restrict(stage.params) if stage.params else self.space
             except ConfigError as exc:
                 raise ConfigError(f"stage {stage.name!r} params: {exc}") from None
-            from_mapping({**self.train, **self.space.example(), **stage.train_overrides})
+            if ours:
+                from_mapping({**self.train, **self.space.example(), **stage.train_overrides})
             if stage.algo == "grid" and not stage.retrain:
                 grid_points(space)
         if self.search.algo == "grid" and not self.stages:
@@ -139,22 +151,30 @@ def parse_tune_config(data: Mapping[str, Any], source: str = "") -> TuneConfig:
     experiment = data.get("experiment", DEFAULT_EXPERIMENT)
     if not isinstance(experiment, str):
         raise ConfigError(f"experiment must be a name (a string), got {experiment!r}")
+    objective = data.get("objective")
+    if objective is not None and not (isinstance(objective, str) and objective):
+        raise ConfigError(f"objective must be module:function (a string), got {objective!r}")
+    if objective:
+        from mlflow_tune.tuning.function import resolve
+
+        resolve(objective)   # an import error is the user's to fix now, not every trial's
     train = _mapping("train", data.get("train"))
-    check_names([str(k) for k in train], where="train")
-    fixed = {str(k): coerce(str(k), v) for k, v in train.items()}
+    if not objective:
+        check_names([str(k) for k in train], where="train")
+    fixed = {str(k): v if objective else coerce(str(k), v) for k, v in train.items()}
     if data.get("space") is None:
         raise ConfigError("the config needs a 'space' section, e.g. space: {lr: {loguniform: [1e-4, 1]}}")
-    space = parse_space(data["space"])
+    space = parse_space(data["space"], free=bool(objective))
     search = _mapping("search", data.get("search"))
     _check_keys("search key", search, field_names(SearchSettings))
     search = dict(search)
     if "project" in search and "executor" not in search:
         search["executor"] = "project"
     settings = SearchSettings(**coerce_section("search", SearchSettings, search))
-    return TuneConfig(experiment, fixed, space, settings, _parse_stages(data.get("stages")), source)
+    return TuneConfig(experiment, fixed, space, settings, parse_stages(data.get("stages")), source, objective)
 
 
-def _parse_stages(raw: Any) -> tuple[StageSettings, ...]:
+def parse_stages(raw: Any) -> tuple[StageSettings, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from mlflow_tune.tuning.samplers import Suggester, tpe_startup
-from mlflow_tune.tuning.space import grid_points, parse_space
+from mlflow_tune.tuning.space import grid_points
+from mlflow_tune.tuning.space_yaml import parse_space
 
 SPACE = parse_space({"lr": {"loguniform": [1e-4, 1]}, "dropout": {"uniform": [0.0, 0.7]},
                      "hidden_units": {"int": [16, 256]}, "optimizer": {"choice": ["adam", "sgd", "rmsprop"]}})

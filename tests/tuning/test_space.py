@@ -10,7 +10,8 @@ import pytest
 
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, narrow
-from mlflow_tune.tuning.space import Param, Space, default_space, grid_points, parse_space
+from mlflow_tune.tuning.space import Param, Space, default_space, grid_points
+from mlflow_tune.tuning.space_yaml import parse_space
 
 SPEC: dict[str, Any] = {
     "lr": {"loguniform": ["1e-4", 1]},    # PyYAML reads 1e-4 (no dot) as a string
