@@ -1,0 +1,67 @@
+"""Promotion end to end: choose, evaluate, register, move the alias."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlflow_tune.registry.evaluation import _incumbent, _test_split, decide, evaluate, rebuild_model
+from mlflow_tune.registry.trials import PassedOver, check_alias, check_allow, choose, find_trials
+from mlflow_tune.registry.versions import register
+from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
+from mlflow_tune.training.config import ConfigError
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    model_name: str
+    alias: str
+    search_run_id: str
+    run_id: str                       # the chosen trial's run
+    trial: int
+    model_uri: str                    # the trial's LoggedModel URI (models:/m-...)
+    version: str | None
+    created: bool                     # False when the trial was already registered (idempotent)
+    alias_moved: bool
+    metrics: dict[str, float]         # candidate on its test split
+    incumbent_version: str | None = None
+    incumbent_metrics: dict[str, float] = field(default_factory=dict)
+    passed_over: tuple[PassedOver, ...] = ()
+    reason: str = ""                  # why the alias moved or not, one clause
+    message: str = ""                 # one line: what was chosen, registered, and the alias decision
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed_over"] = [p._asdict() for p in self.passed_over]
+        return out
+
+
+def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", allow: Sequence[str] = (),
+            force: bool = False, tracking_uri: str | None = None) -> PromotionResult:
+    """Register the best eligible trial of search `parent_run_id` as a version of `model_name`.
+
+    Eligible: outcome ``completed`` and diagnosis ``healthy``, or a label in `allow`. `alias` moves
+    to the new version only if it beats the current holder on the candidate's test split, or `force`.
+    """
+    check_alias(alias)
+    check_allow(allow)
+    if not model_name.strip():
+        raise ConfigError("--model-name must be a non-empty registered model name.")
+    client = client_for(tracking_uri)
+    trials = find_trials(client, parent_run_id)
+    chosen, passed = choose(trials, allow)
+    data = _test_split(chosen)
+    model_uri = chosen.tags.get(TAG + "model_uri") or rebuild_model(client, chosen)
+    metrics = evaluate(model_uri, data)
+    RunLogger(client, chosen.run_id).log_metrics({f"promotion_{k}": v for k, v in metrics.items()})
+    version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
+    incumbent, inc_metrics, note = _incumbent(client, model_name, alias, version, data)
+    move, why = decide(metrics, incumbent, inc_metrics, note, force, version)
+    if move:
+        client.set_registered_model_alias(model_name, alias, version)
+    message = (f"trial {chosen.trial} (run {chosen.run_id}) -> {model_name} version {version}"
+               f"{'' if created else ' (already registered)'}; alias {alias!r} "
+               f"{'moved' if move else 'not moved'}: {why}")
+    return PromotionResult(model_name, alias, parent_run_id, chosen.run_id, chosen.trial, model_uri, version,
+                           created, move, metrics, incumbent, inc_metrics, tuple(passed), why, message)
