@@ -109,17 +109,17 @@ def _incumbent(client: MlflowClient, name: str, alias: str, version: str,
 
 
 def decide(metrics: Mapping[str, float], incumbent: str | None, inc_metrics: Mapping[str, float],
-           note: str, force: bool, version: str) -> tuple[bool, str]:
-    """Whether the alias moves to `version`, and why (one clause)."""
+           note: str, force: bool, version: str, key: str = "test_accuracy", higher: bool = True) -> tuple[bool, str]:
+    """Whether the alias moves to `version`, and why (one clause): `key` compared, `higher` better."""
     if incumbent is None:
         return True, "no version held it before"
     if incumbent == version:
         return False, f"it already points to version {version}"
-    ours = metrics["test_accuracy"]
     if note:
         return force, f"{note}; {'moved by --force' if force else 'use --force to move it anyway'}"
-    theirs = inc_metrics["test_accuracy"]
-    compare = f"test accuracy {ours:.4f} vs version {incumbent}'s {theirs:.4f} on the same rows"
-    if ours > theirs:
+    ours, theirs = metrics[key], inc_metrics[key]
+    where = "on the same rows" if key == "test_accuracy" else "as the trials logged it"
+    compare = f"{key.replace('_', ' ')} {ours:.4f} vs version {incumbent}'s {theirs:.4f} {where}"
+    if (ours > theirs) if higher else (ours < theirs):
         return True, compare
     return force, f"{compare}; {'moved by --force' if force else 'not better (use --force to move it)'}"

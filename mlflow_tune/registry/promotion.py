@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlflow_tune.registry.evaluation import _incumbent, _test_split, decide, evaluate, rebuild_model
+from mlflow_tune.registry.logged import choose_logged, incumbent_logged
 from mlflow_tune.registry.trials import PassedOver, check_alias, check_allow, choose, find_trials
 from mlflow_tune.registry.versions import register
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
@@ -50,14 +51,23 @@ def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", all
         raise ConfigError("--model-name must be a non-empty registered model name.")
     client = client_for(tracking_uri)
     trials = find_trials(client, parent_run_id)
-    chosen, passed = choose(trials, allow)
-    data = _test_split(chosen)
-    model_uri = chosen.tags.get(TAG + "model_uri") or rebuild_model(client, chosen)
-    metrics = evaluate(model_uri, data)
-    RunLogger(client, chosen.run_id).log_metrics({f"promotion_{k}": v for k, v in metrics.items()})
-    version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
-    incumbent, inc_metrics, note = _incumbent(client, model_name, alias, version, data)
-    move, why = decide(metrics, incumbent, inc_metrics, note, force, version)
+    search_params = client.get_run(parent_run_id).data.params
+    if "objective" in search_params:   # a user's function: its own model and metrics, our data unknown
+        chosen, passed, metrics = choose_logged(client, trials, allow)
+        model_uri = chosen.tags[TAG + "model_uri"]
+        version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
+        incumbent, inc_metrics, note = incumbent_logged(client, model_name, alias, version, search_params)
+        move, why = decide(metrics, incumbent, inc_metrics, note, force, version,
+                           key="objective", higher=search_params.get("search.mode") == "max")
+    else:
+        chosen, passed = choose(trials, allow)
+        data = _test_split(chosen)
+        model_uri = chosen.tags.get(TAG + "model_uri") or rebuild_model(client, chosen)
+        metrics = evaluate(model_uri, data)
+        RunLogger(client, chosen.run_id).log_metrics({f"promotion_{k}": v for k, v in metrics.items()})
+        version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
+        incumbent, inc_metrics, note = _incumbent(client, model_name, alias, version, data)
+        move, why = decide(metrics, incumbent, inc_metrics, note, force, version)
     if move:
         client.set_registered_model_alias(model_name, alias, version)
     message = (f"trial {chosen.trial} (run {chosen.run_id}) -> {model_name} version {version}"

@@ -31,10 +31,11 @@ def register(client: MlflowClient, name: str, search_run_id: str, trial: _Trial,
     tags = {SEARCH_RUN_TAG: search_run_id, TRIAL_RUN_TAG: trial.run_id, TAG + "trial": str(trial.trial),
             TAG + "diagnosis": trial.diagnosis or "undiagnosed", TAG + "params": json.dumps(trial.params),
             **{f"{TAG}{k}": f"{v:.6g}" for k, v in metrics.items()}}
+    scored = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
+    ours = "test_accuracy" in metrics and "objective" not in metrics   # our loop's model, scored by us
     description = (f"Trial {trial.trial} of search run {search_run_id} (trial run {trial.run_id}); "
-                   f"diagnosis {trial.diagnosis or 'undiagnosed'}; held-out test accuracy "
-                   f"{metrics['test_accuracy']:.4f}, test log loss {metrics['test_loss']:.4f}. "
-                   "Input: raw float32 feature rows; output: class probabilities.")
+                   f"diagnosis {trial.diagnosis or 'undiagnosed'}; {scored}."
+                   + (" Input: raw float32 feature rows; output: class probabilities." if ours else ""))
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     version = client.create_model_version(name, source=model_uri, run_id=trial.run_id, tags=tags,
                                           description=description, model_id=model_id)

@@ -164,7 +164,8 @@ class Trial:
             metrics = finite({"objective": objective, "loss": loss})
             top = status == "completed" and self.model is not None and board.rank(loss) <= spec.top_k_models
         tags = {**diagnosis_tags(diagnosis), TAG + "outcome": status,
-                **({TAG + "pruned": "true", TAG + "stop_reason": self.stopped[:500]} if self.stopped else {})}
+                **({TAG + "stop_reason": self.stopped[:500]} if self.stopped else {}),
+                **({TAG + "pruned": "true"} if status == "pruned" else {})}
         self._writer.submit(self._job(
             metrics=(*self._pending, *((k, v, steps) for k, v in metrics.items())), tags=tuple(tags.items()),
             model=self.model if top else None,

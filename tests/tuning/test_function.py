@@ -121,6 +121,15 @@ def test_a_users_pytorch_function_tuned_with_tpe_in_two_workers(tracking_uri: st
     probabilities = mlflow.pyfunc.load_model(uri).predict(np.zeros((2, 64), dtype=np.float32))
     assert probabilities.shape == (2, 10)
     assert client.get_run(out.parent_run_id).data.tags[TAG + "best_run_id"] == run.info.run_id
+    # promotion: the best eligible trial with a logged model, with exactly the metrics its run logged
+    promoted = mt.promote(out.parent_run_id, "user-digits", allow=("underfit", "overfit"))
+    assert promoted.version == "1" and promoted.alias_moved
+    logged = client.get_run(promoted.run_id).data
+    assert promoted.metrics == {"objective": logged.metrics["objective"]}
+    assert promoted.model_uri == logged.tags[TAG + "model_uri"]
+    assert {p.reason for p in promoted.passed_over} >= {"failed", "nonconvergent"}
+    again = mt.promote(out.parent_run_id, "user-digits", allow=("underfit", "overfit"))
+    assert again.version == "1" and not again.created and not again.alias_moved
 
 
 def test_the_metric_must_be_reported_and_named_with_a_mode(tracking_uri: str) -> None:
