@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/process.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/writer.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/trial_report.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/overhead.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/search.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stages.py

@@ -301,16 +301,15 @@ def promote(
 
         typer.echo(json.dumps(res.to_dict(), default=str))
         return
-    scores = res.metrics
-    typer.echo(f"chose trial {res.trial} (run {res.run_id}): test accuracy {scores['test_accuracy']:.4f}, "
-               f"test log loss {scores['test_loss']:.4f}")
+    scores = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in res.metrics.items())
+    typer.echo(f"chose trial {res.trial} (run {res.run_id}): {scores}")
     for p in res.passed_over:
         typer.echo(f"  passed over trial {p.trial} (run {p.run_id}): {p.reason}")
     state = "registered as" if res.created else "already registered as"
     typer.echo(f"{state} {res.model_name} version {res.version}")
     if res.incumbent_metrics:
-        typer.echo(f"  {res.alias!r} held version {res.incumbent_version}: test accuracy "
-                   f"{res.incumbent_metrics['test_accuracy']:.4f} on the same rows")
+        held = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in res.incumbent_metrics.items())
+        typer.echo(f"  {res.alias!r} held version {res.incumbent_version}: {held}")
     moved = "moved to" if res.alias_moved else "not moved to"
     typer.echo(f"alias {res.alias!r} {moved} version {res.version}: {res.reason}")
     typer.echo(f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}@{res.alias}")'
