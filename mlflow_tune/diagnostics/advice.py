@@ -1,7 +1,8 @@
 """Ordered advice for a diagnosis, naming concrete values from the run's own parameters.
 
 The playbook is ../shared/PRACTICE.md ("Reading the curves", "Starting values from experience"):
-underfit -> more capacity, less dropout / L2, train longer, a larger learning rate; overfit -> more
+underfit -> more capacity, less dropout / L2, train longer, a larger learning rate; no better than the
+majority class -> oversample or balance batches or weight the loss, select on F1; overfit -> more
 dropout or L2, more data, early stopping, a smaller model; nonconvergent -> learning rate x0.1,
 gradient clipping at global norm 5-15, an adaptive optimizer, check input scaling and labels; for
 recurrent models a smaller learning rate.  Parameters may be strings (MLflow stores params as text).
@@ -84,6 +85,26 @@ def underfit_advice(params: Params | None, still_improving: bool) -> tuple[str, 
         f"raise the learning rate {fmt(lr)} -> {fmt(lr * 3)} (x3)" if lr else "raise the learning rate"
     )
     return tuple(out)
+
+
+def majority_advice(params: Params | None) -> tuple[str, ...]:
+    """No better than always answering the majority class.  PRACTICE.md, class balance: try the natural
+    ratio and an oversampled minority, keep classes balanced within mini-batches; and judge the run on a
+    metric that the majority class cannot win alone."""
+    balance, weight = text(params, "balance") or "none", text(params, "class_weight") or "none"
+    out: list[str] = []
+    if balance == "none":
+        out.append("oversample the minority classes: balance=oversample")
+        out.append("or keep classes balanced within mini-batches: balance=batches")
+        if weight == "none":
+            out.append("or weight the loss by class: class_weight=balanced")
+    else:  # the training classes are balanced already: the signal, not the ratio, is missing
+        out.append(f"classes are already balanced in training (balance={balance}): check that the features "
+                   "predict the label")
+    out.append("tune and select on val_f1 or val_balanced_accuracy: accuracy rewards the majority class")
+    # then capacity: a model too small to separate the minority also ends at the majority rate
+    out.extend(a for a in underfit_advice(params, still_improving=False) if a.startswith(("more", "lower")))
+    return tuple(out[:6])
 
 
 def overfit_advice(params: Params | None, best_epoch: int | None) -> tuple[str, ...]:

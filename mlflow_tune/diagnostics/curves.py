@@ -20,6 +20,7 @@ class Curves:
     val_accuracy: tuple[float, ...]
     lr: tuple[float, ...]
     grad_norm: tuple[float, ...]
+    val_balanced_accuracy: tuple[float, ...]
 
     def __init__(
         self,
@@ -29,8 +30,9 @@ class Curves:
         val_accuracy: Sequence[float | None] = (),
         lr: Sequence[float | None] = (),
         grad_norm: Sequence[float | None] = (),
+        val_balanced_accuracy: Sequence[float | None] = (),
     ) -> None:
-        given = (train_loss, val_loss, train_accuracy, val_accuracy, lr, grad_norm)
+        given = (train_loss, val_loss, train_accuracy, val_accuracy, lr, grad_norm, val_balanced_accuracy)
         for f, raw in zip(fields(self), given, strict=True):
             object.__setattr__(self, f.name, tuple(_to_float(v) for v in raw or ()))
 

@@ -21,7 +21,8 @@ def curves_of(history: Sequence[EpochRecord]) -> Curves:
     return Curves(train_loss=[r.train_loss for r in history], val_loss=[r.val_loss for r in history],
                   train_accuracy=[r.train_accuracy for r in history],
                   val_accuracy=[r.val_accuracy for r in history], lr=[r.lr for r in history],
-                  grad_norm=[r.grad_norm for r in history])
+                  grad_norm=[r.grad_norm for r in history],
+                  val_balanced_accuracy=[r.val_balanced_accuracy for r in history])
 
 
 class DiagnosisGuard(TrainCallback):
@@ -30,9 +31,12 @@ class DiagnosisGuard(TrainCallback):
     def __init__(self) -> None:
         self.n_classes: int | None = None
         self.stop_stalled = False
+        self.majority_rate: float | None = None
 
     def on_train_start(self, config: TrainConfig, data: DataSplits, model: Any) -> None:
         self.n_classes, self.stop_stalled = data.n_classes, config.stop_stalled
+        # the validation split's, as the accuracies it is compared with are validation accuracies
+        self.majority_rate = data.val.majority_rate
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
         verdict = early_verdict(curves_of(history), n_classes=self.n_classes, stop_stalled=self.stop_stalled)
@@ -43,4 +47,4 @@ class DiagnosisGuard(TrainCallback):
     def on_train_end(self, result: TrainResult) -> None:
         result.diagnosis = diagnose(curves_of(result.history), n_classes=result.n_classes,
                                     planned_epochs=result.config.epochs,
-                                    params=result.config.to_params())
+                                    params=result.config.to_params(), majority_rate=self.majority_rate)

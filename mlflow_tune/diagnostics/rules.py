@@ -48,6 +48,16 @@ PROGRESS_FALLING = 30.0
 # stays large (0.010 -> 0.008 is 25% relative) although nothing useful is left to gain
 FALL_SHARE = 0.03
 JUDGMENT_POINT = 0.3  # AUTOTRAINER judges a run only after 30% of its planned epochs
+# majority class: the best val accuracy must beat the share of the most frequent val class by at least
+# 1 point, else the model may just be answering that class (a 95:5 split gives 0.95 for nothing, and
+# its loss, the class entropy 0.2 nats, is far below ln(2), so the loss rules call it a fit).  1 point
+# is about one standard error of an accuracy near 0.95 on 400 validation rows (sqrt(.95 * .05 / 400)
+# = 0.011): less than that above the majority rate cannot be told from it on typical splits.
+MAJORITY_MARGIN = 0.01
+# ... unless the balanced accuracy has skill above chance (rules.skill >= 0.1, the share the accuracy-only
+# stall rule uses): class weights and oversampling trade majority hits for minority ones, so such a run's
+# accuracy may end below the majority rate while every class is found.  A constant answer scores 1/C.
+MAJORITY_BALANCED_SKILL = 0.1
 
 
 def first_nonfinite(xs: Sequence[float]) -> int | None:

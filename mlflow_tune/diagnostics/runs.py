@@ -25,6 +25,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "val_accuracy": ("val_accuracy", "val_acc", "val_acc_epoch", "validation_accuracy"),
     "lr": ("lr", "learning_rate"),
     "grad_norm": ("grad_norm",),
+    "val_balanced_accuracy": ("val_balanced_accuracy", "val_balanced_acc"),
 }
 
 
@@ -77,7 +78,10 @@ def diagnose_run(client: Any, run: Any, explicit: Mapping[str, str | None] | Non
     curves, keys = curves_of_run(client, run, explicit or {})
     params = run.data.params
     n_classes = _int(run.data.tags.get(TAG + "n_classes"))
-    result = diagnose(curves, n_classes=n_classes, planned_epochs=_int(params.get("epochs")), params=params)
+    # logged by our training runs (TrainResult.final_metrics); other tools' runs go without the rule
+    majority = run.data.metrics.get("val_majority_rate")
+    result = diagnose(curves, n_classes=n_classes, planned_epochs=_int(params.get("epochs")), params=params,
+                      majority_rate=majority)
     if write:
         logger = RunLogger(client, run.info.run_id)
         logger.set_tags(diagnosis_tags(result))

@@ -54,9 +54,7 @@ def _context(curves: Curves, n_classes: int | None, params: Mapping[str, object]
 
 
 def _nonconvergent(ctx: _Ctx, detail: str, confidence: float, evidence: str) -> Diagnosis:
-    return Diagnosis(
-        "nonconvergent", detail, confidence, evidence, adv.nonconvergent_advice(ctx.params, detail)
-    )
+    return Diagnosis("nonconvergent", detail, confidence, evidence, adv.nonconvergent_advice(ctx.params, detail))
 
 
 def _check_nonfinite(ctx: _Ctx) -> Diagnosis | None:
@@ -173,6 +171,24 @@ def _check_overfit(ctx: _Ctx) -> Diagnosis | None:
     return Diagnosis("overfit", "high_variance", conf, "; ".join(parts), adv.overfit_advice(ctx.params, best))
 
 
+def _check_majority(ctx: _Ctx, majority: float | None) -> Diagnosis | None:
+    """Never healthy when no better than always answering the majority class (rules.MAJORITY_MARGIN)."""
+    accs = [a for a in ctx.c.val_accuracy if math.isfinite(a)]
+    if majority is None or not math.isfinite(majority) or not accs:
+        return None
+    best, margin = max(accs), rules.MAJORITY_MARGIN
+    if best >= majority + margin:
+        return None
+    ev = f"val accuracy {best:.3f} vs majority class {majority:.3f} (best of {len(accs)} epochs, margin {margin:g})"
+    bal = [a for a in ctx.c.val_balanced_accuracy if math.isfinite(a)]
+    if bal and ctx.n_classes:  # every class found, at the cost of majority hits (rules.MAJORITY_BALANCED_SKILL)
+        if rules.skill(max(bal), ctx.n_classes) >= rules.MAJORITY_BALANCED_SKILL:
+            return None
+        ev += f"; balanced accuracy {max(bal):.3f} (chance {1 / ctx.n_classes:.3f})"
+    conf, ev = _conf(majority + margin - best, 0.0, margin), f"no better than the majority class: {ev}"
+    return Diagnosis("underfit", "majority_class", conf, ev, adv.majority_advice(ctx.params))
+
+
 def _fit(ctx: _Ctx) -> tuple[float, str] | None:
     """How much of the chance level the run still has: loss share of chance, or missing skill."""
     c = ctx.c
@@ -185,9 +201,7 @@ def _fit(ctx: _Ctx) -> tuple[float, str] | None:
     if not accs:
         return None
     s = rules.skill(max(accs), ctx.n_classes)
-    return (1 - s) / (
-        1 - rules.UNDERFIT_SKILL
-    ), f"accuracy ends at {max(accs):.3f} (skill above chance {s:.2f})"
+    return (1 - s) / (1 - rules.UNDERFIT_SKILL), f"accuracy ends at {max(accs):.3f} (skill above chance {s:.2f})"
 
 
 def _check_fit(ctx: _Ctx, planned_epochs: int | None) -> Diagnosis:
@@ -198,88 +212,57 @@ def _check_fit(ctx: _Ctx, planned_epochs: int | None) -> Diagnosis:
     ratio, fit_ev = fit
     falling_series = c.train_loss or c.val_loss
     progress = rules.training_progress(falling_series) if falling_series else 0.0
-    drop = (
-        (falling_series[-min(5, len(falling_series))] - falling_series[-1]) / ctx.ref
-        if falling_series
-        else 0.0
-    )
+    drop = (falling_series[-min(5, len(falling_series))] - falling_series[-1]) / ctx.ref if falling_series else 0.0
     falling = progress >= rules.PROGRESS_FALLING and drop >= rules.FALL_SHARE
-    early = (
-        planned_epochs is not None
-        and len(falling_series or c.train_accuracy) < rules.JUDGMENT_POINT * planned_epochs
-    )
+    seen = len(falling_series or c.train_accuracy)
+    early = planned_epochs is not None and seen < rules.JUDGMENT_POINT * planned_epochs
     prog_ev = f"progress P5 {progress:.0f} per mille" if falling_series else "no loss curve"
     epochs = adv.num(ctx.params, "epochs")
     if ratio >= 1.0:
         detail = "still_improving" if falling or early else "high_bias"
-        gap = (
-            f"train/val accuracy gap {c.train_accuracy[-1] - c.val_accuracy[-1]:.2f}"
-            if c.train_accuracy and c.val_accuracy
-            else "no overfitting signs"
-        )
+        gap = (f"train/val accuracy gap {c.train_accuracy[-1] - c.val_accuracy[-1]:.2f}"
+               if c.train_accuracy and c.val_accuracy else "no overfitting signs")
         ev = f"{fit_ev} (>= {rules.UNDERFIT_LOSS:g}x counts as poor fit); {prog_ev}; {gap}"
-        return Diagnosis(
-            "underfit",
-            detail,
-            _conf(ratio, 1.0, 1.0),
-            ev,
-            adv.underfit_advice(ctx.params, still_improving=detail == "still_improving"),
-        )
+        return Diagnosis("underfit", detail, _conf(ratio, 1.0, 1.0), ev,
+                         adv.underfit_advice(ctx.params, still_improving=detail == "still_improving"))
     val_best_last = (
         bool(c.val_loss) and min(range(len(c.val_loss)), key=lambda i: c.val_loss[i]) >= len(c.val_loss) - 2
     )
     if falling and (val_best_last or not c.val_loss):
         more = f"epochs {adv.fmt(epochs)} -> {adv.fmt(2 * epochs)}" if epochs else "more epochs"
-        return Diagnosis(
-            "healthy",
-            "still_improving",
-            0.7,
-            f"{fit_ev}; {prog_ev}; " + ("val loss best at the end" if c.val_loss else "no validation curve"),
-            (f"train longer: {more}",),
-        )
+        end = "val loss best at the end" if c.val_loss else "no validation curve"
+        return Diagnosis("healthy", "still_improving", 0.7, f"{fit_ev}; {prog_ev}; {end}", (f"train longer: {more}",))
     note = "" if c.val_loss or c.val_accuracy else "; no validation curve, overfitting not checked"
     return Diagnosis("healthy", "converged", _conf(1.0 - ratio, 0.0, 1.0), f"{fit_ev}; {prog_ev}{note}")
 
 
-def diagnose(
-    curves: Curves,
-    *,
-    n_classes: int | None = None,
-    planned_epochs: int | None = None,
-    params: Mapping[str, object] | None = None,
-) -> Diagnosis:
+def diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: int | None = None,
+             params: Mapping[str, object] | None = None, majority_rate: float | None = None) -> Diagnosis:
     """Label a run from its curves.  Order: non-finite, diverged, oscillating, stalled (nonconvergent
-    first: a broken run's other numbers mean nothing), then overfit, then underfit vs healthy."""
+    first: a broken run's other numbers mean nothing), then overfit, then no better than the majority
+    class (``majority_rate``: the share of the most frequent class in the validation split), then
+    underfit vs healthy."""
     ctx = _context(curves, n_classes, params)
     series = [curves.train_loss, curves.val_loss, curves.train_accuracy, curves.val_accuracy]
     n = max(len(xs) for xs in series)
     if n == 0:
-        return Diagnosis(
-            "unknown",
-            "missing_metrics",
-            0.0,
-            "no train/val loss or accuracy logged (looked for train_loss, val_loss, "
-            "train_accuracy, val_accuracy)",
-        )
+        return Diagnosis("unknown", "missing_metrics", 0.0, "no train/val loss or accuracy logged (looked for "
+                         "train_loss, val_loss, train_accuracy, val_accuracy)")
     for check in (_check_nonfinite, _check_diverged):
         found = check(ctx)
         if found:
             return found
     if n < rules.MIN_EPOCHS:
-        return Diagnosis(
-            "unknown", "too_few_epochs", 0.0, f"only {n} epoch(s) logged; need {rules.MIN_EPOCHS}"
-        )
+        return Diagnosis("unknown", "too_few_epochs", 0.0, f"only {n} epoch(s) logged; need {rules.MIN_EPOCHS}")
     # oscillating before stalled: a loss swinging around 2x ln(C) is unstable rather than stuck
     for check in (_check_oscillating, _check_stalled, _check_overfit):
         found = check(ctx)
         if found:
             return found
-    return _check_fit(ctx, planned_epochs)
+    return _check_majority(ctx, majority_rate) or _check_fit(ctx, planned_epochs)
 
 
-def early_verdict(
-    curves: Curves, *, n_classes: int | None = None, stop_stalled: bool = False
-) -> Diagnosis | None:
+def early_verdict(curves: Curves, *, n_classes: int | None = None, stop_stalled: bool = False) -> Diagnosis | None:
     """For the live guard, called after every epoch: a nonconvergent Diagnosis once the run is clearly
     lost, else None.  Conservative: non-finite values at once; divergence only when the loss is >= 3x
     both its start and the chance loss for 2 epochs in a row (one bad SGD epoch is not enough); a stall

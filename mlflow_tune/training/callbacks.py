@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,11 @@ if TYPE_CHECKING:
     from mlflow_tune.training.loop import TrainResult
     from mlflow_tune.training.sanity import SanityReport
 
+# In field order after `epoch` (reports rebuild records positionally from it).
 EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "grad_norm",
-                 "epoch_seconds")
+                 "epoch_seconds", "val_f1", "val_balanced_accuracy")
+# Only where it is defined: two classes, both in the validation split.
+TWO_CLASS_METRICS = ("val_auc",)
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,16 @@ class EpochRecord:
     lr: float
     grad_norm: float
     epoch_seconds: float
+    val_f1: float = math.nan                 # macro F1
+    val_balanced_accuracy: float = math.nan  # mean per-class recall
+    # None where undefined (not two classes): the metric is then left out, not logged as NaN
+    # every epoch; NaN means defined but not computable (non-finite outputs).
+    val_auc: float | None = None
 
     def metrics(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in EPOCH_METRICS}
+        out = {name: getattr(self, name) for name in EPOCH_METRICS}
+        out.update((name, value) for name in TWO_CLASS_METRICS if (value := getattr(self, name)) is not None)
+        return out
 
 
 class TrainCallback:

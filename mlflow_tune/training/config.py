@@ -19,6 +19,8 @@ MODELS = ("mlp", "cnn", "rnn")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adadelta")
 ACTIVATIONS = ("relu", "tanh", "gelu", "leaky_relu", "elu", "sigmoid")
 BALANCE = ("none", "oversample", "batches")
+CLASS_WEIGHTS = ("none", "balanced")
+IMPUTE = ("none", "mean", "median", "most_frequent")
 RNN_CELLS = ("gru", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -49,9 +51,11 @@ class TrainConfig:
     dataset: str = "digits"
     data_path: str = ""          # CSV or Parquet file for dataset=csv|parquet (or any dataset name + path)
     target: str = "target"       # label column of a user file
+    impute: str = "none"         # fill missing feature values; none = a missing value is an error
     subsample: float = 1.0       # stratified fraction of the training split (coarse search stages)
     classes: str = ""            # comma-separated class subset, e.g. "0,1"; empty = all classes
     balance: str = "none"
+    class_weight: str = "none"   # loss weights n / (C * count_c) of the training split
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     n_samples: int = 2000        # synthetic / sequences only
@@ -91,6 +95,8 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("balance", self.balance, BALANCE)
+        _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        _choice("impute", self.impute, IMPUTE)
         _choice("rnn_cell", self.rnn_cell, RNN_CELLS)
         _choice("device", self.device, DEVICES)
         if self.model not in MODELS and not self.model.strip():
@@ -132,9 +138,13 @@ FIELD_HELP = {
     "dataset": f"Built-in data set or file format: {', '.join(DATASETS)}.",
     "data_path": "CSV or Parquet file of user data.",
     "target": "Label column of the user file.",
+    "impute": f"Fill missing feature values with the training split's statistic: {', '.join(IMPUTE)} "
+              "(none: a missing value is an error).",
     "subsample": "Stratified fraction of the training split to train on (cheap coarse stages).",
     "classes": "Comma-separated subset of classes to keep, e.g. 0,1.",
     "balance": f"Class imbalance handling: {', '.join(BALANCE)}.",
+    "class_weight": f"Weight the training loss by class: {', '.join(CLASS_WEIGHTS)} (n / (C * count) "
+                    "of the training split; 1 for every class when balance already evens them).",
     "val_fraction": "Fraction of rows held out for validation.",
     "test_fraction": "Fraction of rows held out for the final test (never used for selection).",
     "n_samples": "Rows of generated data (synthetic, sequences).",

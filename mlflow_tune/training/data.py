@@ -1,20 +1,22 @@
 """Datasets as numpy arrays: built-ins (no download), user CSV/Parquet, splits and sampling.
 
-Features stay *raw* here; standardisation statistics are computed from the training split
-only and travel with the model (see models.Standardize), so a logged model predicts from
-raw rows and no caller has to re-create the preprocessing.
+Features stay *raw* here (missing values included); imputation values and standardisation
+statistics are computed from the training split only and travel with the model (see
+models.Network), so a logged model predicts from raw rows and no caller has to re-create the
+preprocessing.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlflow_tune.training.config import ConfigError, TrainConfig
+from mlflow_tune.training.config import IMPUTE, ConfigError, TrainConfig
 
 KINDS = ("tabular", "image", "tokens")
 SEQ_VOCAB = 16
@@ -28,6 +30,11 @@ class Split:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    @property
+    def majority_rate(self) -> float:
+        """Share of the most frequent class: the accuracy of always answering it."""
+        return float(np.bincount(self.y).max() / len(self)) if len(self) else math.nan
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class DataSplits:
     vocab_size: int = 0            # tokens only
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     std: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
+    fill: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))   # per feature; empty = no impute
 
     @property
     def n_classes(self) -> int:
@@ -127,9 +135,11 @@ def _user_file(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...
     features = pd.get_dummies(frame, dtype=np.float32)   # categorical columns -> one-hot
     if features.shape[1] == 0:
         raise ConfigError(f"{path.name} has no feature columns besides target={cfg.target!r}.")
-    if features.isna().to_numpy().any():
+    if cfg.impute == "none" and features.isna().to_numpy().any():
         bad = [str(c) for c in features.columns[features.isna().any()]]
-        raise ConfigError(f"{path.name} has missing values in columns: {', '.join(bad)}.")
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise ConfigError(f"{path.name} has missing values in columns: {shown}; set impute to one of: "
+                          f"{', '.join(IMPUTE[1:])}.")
     names, y = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
     return features.to_numpy(np.float32), y.astype(np.int64), tuple(str(n) for n in names)
 
@@ -185,17 +195,33 @@ def split(cfg: TrainConfig) -> DataSplits:
     if cfg.subsample < 1.0:
         keep = stratified_take(y_tr, cfg.subsample, rng)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
+    # Fitted before oversampling: repeated minority rows would pull a median towards their values.
+    fill = fit_fill(cfg.impute, x_tr) if kind != "tokens" else np.zeros(0, np.float32)
     if cfg.balance == "oversample":
         x_tr, y_tr = oversample(x_tr, y_tr, rng)
     if kind == "tokens":
         mean, std = np.zeros(0, np.float32), np.ones(0, np.float32)
     else:
-        mean = x_tr.mean(0).astype(np.float32)
+        # The statistics of the rows the network sees: imputed first, as Network.forward does.
+        seen = np.where(np.isnan(x_tr), fill, x_tr) if fill.size else x_tr
+        mean = seen.mean(0).astype(np.float32)
         # Constant features (digits' blank border pixels) get std 1 so they map to 0, not NaN.
-        std = x_tr.std(0).astype(np.float32)
+        std = seen.std(0).astype(np.float32)
         std[std < 1e-6] = 1.0
     return DataSplits(Split(x_tr, y_tr), Split(x_va, y_va), Split(x_te, y_te), names, kind,
-                      shape, vocab, mean, std)
+                      shape, vocab, mean, std, fill)
+
+
+def fit_fill(strategy: str, x: np.ndarray) -> np.ndarray:
+    """Per-feature values for missing entries, fitted on the training rows; empty for impute=none."""
+    if strategy == "none":
+        return np.zeros(0, np.float32)
+    from sklearn.impute import SimpleImputer
+
+    # keep_empty_features: a column with no value in the training split gets 0 instead of being
+    # dropped, so the fill vector still lines up with the raw columns the served model receives.
+    imputer = SimpleImputer(strategy=strategy, keep_empty_features=True).fit(x)
+    return np.asarray(imputer.statistics_, np.float32)
 
 
 def oversample(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from torch import nn
 from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import DataSplits, balanced_batches, split
+from mlflow_tune.training.evaluation import Scores, evaluate, has_auc
 from mlflow_tune.training.models import Network, build_model
 from mlflow_tune.training.sanity import SanityReport, sanity_check
 
@@ -44,6 +45,9 @@ class TrainResult:
     best_val_accuracy: float = 0.0
     test_loss: float = math.nan
     test_accuracy: float = math.nan
+    test_f1: float = math.nan
+    test_balanced_accuracy: float = math.nan
+    test_auc: float | None = None       # two classes only, as val_auc
     stop_reason: str = ""
     sanity: SanityReport | None = None
     seconds: float = 0.0
@@ -55,11 +59,21 @@ class TrainResult:
         return self.data.n_classes
 
     def final_metrics(self) -> dict[str, float]:
+        # val_majority_rate: what best_val_accuracy must beat; logged so that a diagnosis read
+        # back from MLflow later compares with the same number as the live one.
         out = {"best_val_loss": self.best_val_loss, "best_val_accuracy": self.best_val_accuracy,
-               "best_epoch": float(self.best_epoch), "train_seconds": self.seconds}
+               "best_epoch": float(self.best_epoch), "train_seconds": self.seconds,
+               "val_majority_rate": self.data.val.majority_rate}
         if len(self.data.test):
-            out.update(test_loss=self.test_loss, test_accuracy=self.test_accuracy)
+            out.update(test_loss=self.test_loss, test_accuracy=self.test_accuracy, test_f1=self.test_f1,
+                       test_balanced_accuracy=self.test_balanced_accuracy)
+            if self.test_auc is not None:
+                out["test_auc"] = self.test_auc
         return out
+
+    def set_test(self, scores: Scores) -> None:
+        self.test_loss, self.test_accuracy, self.test_f1 = scores.loss, scores.accuracy, scores.f1
+        self.test_balanced_accuracy, self.test_auc = scores.balanced_accuracy, scores.auc
 
 
 class NonFiniteLoss(Exception):
@@ -114,25 +128,31 @@ class _Tensors:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    weight: torch.Tensor | None = None   # class weights of the training loss
 
 
-def _to_tensors(data: DataSplits, device: torch.device) -> _Tensors:
+def _to_tensors(cfg: TrainConfig, data: DataSplits, device: torch.device) -> _Tensors:
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a).to(device)
     return _Tensors(t(data.train.x), t(data.train.y), t(data.val.x), t(data.val.y),
-                    t(data.test.x), t(data.test.y))
+                    t(data.test.x), t(data.test.y), class_weights(cfg, data, device))
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096) -> tuple[float, float]:
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(y), batch):
-        logits = model(x[i:i + batch])
-        loss_sum += float(nn.functional.cross_entropy(logits, y[i:i + batch], reduction="sum"))
-        correct += int((logits.argmax(1) == y[i:i + batch]).sum())
-    n = max(1, len(y))
-    return loss_sum / n, correct / n
+def class_weights(cfg: TrainConfig, data: DataSplits, device: torch.device) -> torch.Tensor | None:
+    """Cross-entropy weights n / (C * count_c) from the training split (sklearn's "balanced"), or None.
+
+    Counted on the rows the loss sees: after balance=oversample every class is equally frequent
+    and the weights are 1; balance=batches draws every class equally, so weighting on top would
+    correct the imbalance twice and none is used.
+    """
+    if cfg.class_weight == "none" or cfg.balance == "batches":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(data.train.y)
+    weights = np.ones(data.n_classes, np.float32)   # a class missing from training: no count to invert
+    weights[present] = compute_class_weight("balanced", classes=present, y=data.train.y)
+    return torch.as_tensor(weights, device=device)
 
 
 def _batches(cfg: TrainConfig, y: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -144,6 +164,12 @@ def _batches(cfg: TrainConfig, y: np.ndarray, rng: np.random.Generator) -> list[
 
 def _train_epoch(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, t: _Tensors,
                  y_np: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
+    """One pass over the training split: (train loss, train accuracy, mean pre-clip gradient norm).
+
+    With class weights the logged train loss is the weighted one the optimizer minimises; the
+    validation and test losses stay unweighted, so val_loss means the same in every run of a
+    search, whatever its class_weight, and runs stay comparable on it.
+    """
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     loss_sum = torch.zeros((), device=t.y_train.device)
@@ -154,7 +180,7 @@ def _train_epoch(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
         idx = torch.as_tensor(idx_np, device=t.y_train.device)
         xb, yb = t.x_train[idx], t.y_train[idx]
         logits = model(xb)
-        loss = nn.functional.cross_entropy(logits, yb)
+        loss = nn.functional.cross_entropy(logits, yb, weight=t.weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         # clip_grad_norm_ returns the pre-clip global norm, which is the number worth logging.
@@ -183,7 +209,7 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
     model = build_model(cfg, data).to(device)
     for cb in callbacks:
         cb.on_train_start(cfg, data, model)
-    t = _to_tensors(data, device)
+    t = _to_tensors(cfg, data, device)
     result = TrainResult(cfg, "completed", [], model, data)
     if cfg.sanity_check:
         result.sanity = sanity_check(model, t.x_train, t.y_train, data.n_classes)
@@ -199,7 +225,7 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
     if result.best_state:
         model.load_state_dict(result.best_state)
     if len(data.test):
-        result.test_loss, result.test_accuracy = evaluate(model, t.x_test, t.y_test)
+        result.set_test(evaluate(model, t.x_test, t.y_test, data.n_classes))
     for cb in callbacks:
         cb.on_train_end(result)
     return result
@@ -213,17 +239,20 @@ def _run_epoch(cfg: TrainConfig, epoch: int, model: Network, opt: torch.optim.Op
     lr = opt.param_groups[0]["lr"]
     try:
         train_loss, train_acc, grad_norm = _train_epoch(cfg, model, opt, t, data.train.y, rng)
-        val_loss, val_acc = evaluate(model, t.x_val, t.y_val)
+        val = evaluate(model, t.x_val, t.y_val, data.n_classes)
     except NonFiniteLoss as exc:
         result.status, result.stop_reason = "nonfinite", f"non-finite value at epoch {epoch}: {exc}"
         nan = math.nan
-        record = EpochRecord(epoch, nan, nan, nan, nan, lr, nan, time.perf_counter() - tic)
+        record = EpochRecord(epoch, nan, nan, nan, nan, lr, nan, time.perf_counter() - tic,
+                             val_auc=nan if has_auc(data.val.y, data.n_classes) else None)
         result.history.append(record)
         for cb in callbacks:
             cb.on_epoch_end(record, result.history)
         return True
+    val_loss, val_acc = val.loss, val.accuracy
+    # epoch_seconds includes the class-balance metrics: their cost shows in every run's numbers
     record = EpochRecord(epoch, train_loss, val_loss, train_acc, val_acc, lr, grad_norm,
-                         time.perf_counter() - tic)
+                         time.perf_counter() - tic, val.f1, val.balanced_accuracy, val.auc)
     result.history.append(record)
     if not math.isfinite(val_loss):
         result.status, result.stop_reason = "nonfinite", f"validation loss {val_loss} at epoch {epoch}"

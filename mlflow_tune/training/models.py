@@ -1,8 +1,9 @@
 """Model builders: mlp, cnn, rnn, and user models.
 
 Every model is wrapped in :class:`Network`, which takes *raw* feature rows (float) or token
-ids (int) and applies the training split's standardisation and the reshape itself. That
-makes the logged MLflow model self-contained: it predicts from the rows a user has.
+ids (int) and applies the training split's imputation, standardisation and the reshape
+itself. That makes the logged MLflow model self-contained: it predicts from the rows a user
+has, missing values included when it was trained with ``impute``.
 
 A user model is a builder ``fn(config: TrainConfig, spec: InputSpec) -> torch.nn.Module``
 that maps the prepared input (shape ``spec.input_shape`` after the batch dimension:
@@ -43,9 +44,10 @@ class InputSpec:
 
 
 class Network(nn.Module):
-    """Raw rows in, logits out: standardise (float input), reshape, then the body."""
+    """Raw rows in, logits out: impute NaN, standardise (float input), reshape, then the body."""
 
-    def __init__(self, body: nn.Module, mean: np.ndarray, std: np.ndarray, shape: tuple[int, ...]):
+    def __init__(self, body: nn.Module, mean: np.ndarray, std: np.ndarray, shape: tuple[int, ...],
+                 fill: np.ndarray | None = None):
         super().__init__()
         self.body = body
         self.standardise = mean.size > 0
@@ -53,11 +55,20 @@ class Network(nn.Module):
         self.std: torch.Tensor
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        # A None buffer stays out of the state dict: checkpoints of runs without impute keep
+        # loading into networks built after imputation existed.
+        self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32)
+                             if fill is not None and fill.size else None)
         self.shape = shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.standardise:
-            x = (x.float() - self.mean) / self.std
+            x = x.float()
+            # getattr: a network pickled before imputation existed has no such buffer.
+            fill = getattr(self, "fill", None)
+            if fill is not None:
+                x = torch.where(torch.isnan(x), fill, x)
+            x = (x - self.mean) / self.std
         return self.body(x.reshape((x.shape[0], *self.shape)))  # type: ignore[no-any-return]
 
 
@@ -161,4 +172,4 @@ def resolve_builder(name: str) -> Builder:
 def build_model(cfg: TrainConfig, data: DataSplits) -> Network:
     spec = InputSpec.from_data(data)
     body = resolve_builder(cfg.model)(cfg, spec)
-    return Network(body, data.mean, data.std, spec.input_shape)
+    return Network(body, data.mean, data.std, spec.input_shape, data.fill)

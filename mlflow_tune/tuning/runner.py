@@ -86,7 +86,8 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     from mlflow_tune.tracking.models import model_parts
     from mlflow_tune.tracking.writer import RunWrite
 
-    objective = best_of([getattr(r, spec.metric) for r in result.history], spec.mode)
+    values = [getattr(r, spec.metric) for r in result.history]
+    objective = best_of([math.nan if v is None else v for v in values], spec.mode)
     if pruning.reason:
         status = "pruned"
     elif result.status == "nonfinite" or result.stop_reason.startswith("nonconvergent"):

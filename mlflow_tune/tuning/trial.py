@@ -96,7 +96,8 @@ class PruningCallback(TrainCallback):
         self.curve: list[float] = []
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
-        return self.observe(getattr(record, self.spec.metric))
+        value = getattr(record, self.spec.metric)   # None: val_auc of a run that is not two-class
+        return self.observe(math.nan if value is None else value)
 
     def observe(self, value: float) -> str | None:
         """The next point of this trial's curve (its position is its epoch); a reason to prune, or None."""

@@ -25,6 +25,8 @@ def test_defaults_are_valid_and_frozen() -> None:
     ("optimizer", "adamax", OPTIMIZERS),
     ("activation", "swish", ACTIVATIONS),
     ("balance", "undersample", ("none", "oversample", "batches")),
+    ("impute", "zero", ("none", "mean", "median", "most_frequent")),
+    ("class_weight", "auto", ("none", "balanced")),
     ("dataset", "mnist", ("digits", "wine", "iris")),
 ])
 def test_bad_choice_names_value_and_choices(field: str, value: str, choices: tuple[str, ...]) -> None:
