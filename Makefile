@@ -22,7 +22,7 @@ test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check mlflow_tune tests bench
+	$(BIN)/ruff check mlflow_tune plugins tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

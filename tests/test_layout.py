@@ -104,3 +104,12 @@ def test_nothing_below_cli_prints() -> None:
     offenders = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py") if "cli" not in p.parts
                  for i, line in enumerate(p.read_text().splitlines(), 1) if printing.search(line)]
     assert not offenders, f"print outside cli/: {offenders}"
+
+
+def test_every_subpackage_is_installed() -> None:
+    """pyproject lists the packages by hand (plugins/ installs under another name): none may be missing."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found | {"mlflow_tune_plugins"} == listed

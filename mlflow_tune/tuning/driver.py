@@ -52,6 +52,8 @@ class Level:
     last_tid: int = -1                            # highest trial number used so far (interrupted too)
     objective: Any = None                         # a user's training function instead of our loop
     budget: dict[str, Any] = field(default_factory=dict)   # a stage's overrides, for such a function
+    search_run_id: str = ""                       # the whole search's run (the parent of a stage's)
+    curve_keys: dict[str, str] = field(default_factory=dict)   # metric names of the diagnosed curves
 
 
 @dataclass
@@ -244,7 +246,8 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns
                      s.top_k_models, s.project, s.entry_point, s.env_manager,
                      background_writes=s.parallel <= 1 and not s.project, experiment_id=level.experiment_id,
                      objective=level.objective, budget=dict(level.budget),
-                     threads=threads_per_trial(s.parallel) if level.objective is not None and s.parallel > 1 else 0)
+                     threads=threads_per_trial(s.parallel) if level.objective is not None and s.parallel > 1 else 0,
+                     search_run_id=level.search_run_id or level.parent.run_id, curve_keys=dict(level.curve_keys))
 
 
 def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:

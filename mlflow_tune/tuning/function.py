@@ -101,7 +101,7 @@ class Trial:
         # The guard's rules need the first loss and the last few; a window keeps a report O(1)
         # (the whole history each time made report 0.6 ms at 1,000 epochs; bench/trial_report.py).
         # Non-finite values are caught here as they arrive, with the step they came at.
-        watched = {metric, *pick_keys(set(values), {}).values()}
+        watched = {metric, *pick_keys(set(values), {}).values(), *self._spec.curve_keys.values()}
         bad = next((k for k in sorted(watched) if k in values and not math.isfinite(values[k])), None)
         verdict = Diagnosis("nonconvergent", "nan", 1.0, f"{bad} is {values[bad]} at step {step}",
                             nonconvergent_advice(self.params, "nan")) if bad else early_verdict(self.curves(window=5))
@@ -127,7 +127,7 @@ class Trial:
     def curves(self, window: int = 0) -> Curves:
         """The reported metrics the diagnosis recognises, as curves (with `window`: the first value
         and the last `window` ones)."""
-        keys = pick_keys(set(self._history), {})
+        keys = pick_keys(set(self._history), self._spec.curve_keys)
         values = {curve: self._history[key] for curve, key in keys.items()}
         if window:
             values = {c: v if len(v) <= window + 1 else [v[0], *v[-window:]] for c, v in values.items()}

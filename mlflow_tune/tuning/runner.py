@@ -15,6 +15,7 @@ from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, client_for, finite
 from mlflow_tune.training.config import from_mapping
 from mlflow_tune.tuning.function import run_function
+from mlflow_tune.tuning.project_trial import run_project_trial
 from mlflow_tune.tuning.trial import Board, PruningCallback, TrialOutcome, TrialSpec, best_of, worker_name
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
     from mlflow_tune.tracking.writer import RunWrite
 
     if spec.project:
-        return _finish_project(spec, RunLogger(client_for(spec.tracking_uri), spec.run_id))
+        return run_project_trial(spec, RunLogger(client_for(spec.tracking_uri), spec.run_id), board)
     writer = _writer_for(spec, board)
     try:
         if spec.objective is not None:
@@ -113,27 +114,3 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
                     status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params), last
-
-
-def _finish_project(spec: TrialSpec, run: RunLogger) -> TrialOutcome:
-    """Run the trial as an MLflow Project in the pre-created run, then read the objective back."""
-    import mlflow.projects
-
-    submitted = mlflow.projects.run(  # type: ignore[no-untyped-call]
-        spec.project, entry_point=spec.entry_point, parameters={k: str(v) for k, v in spec.config.items()},
-        env_manager=spec.env_manager, run_id=spec.run_id, synchronous=False)
-    ok = submitted.wait()
-    client = run.client
-    history = [m.value for m in client.get_metric_history(spec.run_id, spec.metric)]
-    objective = best_of(history, spec.mode)
-    data = client.get_run(spec.run_id).data
-    diagnosis = data.tags.get(TAG + "diagnosis", "")
-    status = "completed" if ok and objective is not None else "failed"
-    loss = spec.oriented(objective) if objective is not None else None
-    if loss is not None:
-        run.log_metrics(finite({"objective": objective or math.nan, "loss": loss}), step=len(history))
-    run.set_tags({TAG + "outcome": status, TAG + "trial": str(spec.tid), TAG + "role": "trial"})
-    if not ok:
-        run.set_tags({TAG + "error": f"project run exited with status {submitted.get_status()}"})
-    return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(history),
-                        "" if ok else "project run failed", spec.params)

@@ -102,7 +102,8 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
                           stage_budget(stage), tags={TAG + "stage": str(index)}, restored=restored,
                           first_tid=top_tid + 1, points=list(plan.points) or None,
                           last_tid=last_tid, objective=tune.objective,
-                          budget=stage.train_overrides if tune.objective is not None else {})
+                          budget=stage.train_overrides if tune.objective is not None else {},
+                          search_run_id=parent.run_id, curve_keys=dict(tune.curves))
             result = run_level(level, listener)
             summarise_stage(run, stage, result)
         everything += result.outcomes

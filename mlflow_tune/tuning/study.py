@@ -31,8 +31,11 @@ from mlflow_tune.tuning.tunefile import TuneConfig, parse_stages
 
 
 def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | None = None,
-           listener: SearchListener | None = None) -> SearchOutcome:
-    """Run (or with `resume`, continue) the search described by `tune`."""
+           listener: SearchListener | None = None, parent_run_id: str | None = None) -> SearchOutcome:
+    """Run (or with `resume`, continue) the search described by `tune`.
+
+    `parent_run_id`: an existing run to be the search (the `tune` project backend's); under
+    `mlflow run . -e search` that is MLFLOW_RUN_ID."""
     listener = listener or SearchListener()
     start_workers_ahead(tune.search.executor, tune.search.parallel)
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
@@ -44,8 +47,8 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         parent = RunLogger(client, resume)
         client.update_run(resume, status="RUNNING")
         parent.set_tags({TAG + "resumed": "true"})
-    elif os.environ.get("MLFLOW_RUN_ID"):   # under `mlflow run . -e search`: that run is the search
-        parent = RunLogger(client, os.environ["MLFLOW_RUN_ID"])
+    elif parent_run_id or os.environ.get("MLFLOW_RUN_ID"):
+        parent = RunLogger(client, parent_run_id or os.environ["MLFLOW_RUN_ID"])
         experiment_id = str(client.get_run(parent.run_id).info.experiment_id)
         parent.set_tags({TAG + "role": "search"})
         log_setup(parent, tune, writer)
@@ -86,7 +89,7 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
     listener.search_started("search", tune.search.max_trials)
     level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
                   tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid,
-                  objective=tune.objective)
+                  objective=tune.objective, search_run_id=parent.run_id, curve_keys=dict(tune.curves))
     return run_level(level, listener)
 
 

@@ -38,6 +38,8 @@ class TrialSpec:
     objective: Any = None           # a user's training function (or "module:function") instead of ours
     budget: dict[str, Any] = field(default_factory=dict)   # a stage's epochs/subsample/classes, for it
     threads: int = 0                # torch threads for a user function (0: leave as is)
+    search_run_id: str = ""         # the search's parent run
+    curve_keys: dict[str, str] = field(default_factory=dict)   # e.g. {"val_loss": "valid/loss"}: what to diagnose
 
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""

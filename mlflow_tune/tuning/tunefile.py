@@ -47,7 +47,8 @@ __all__ = [
     "parse_tune_config",
 ]
 
-TOP_KEYS = ("experiment", "train", "objective", "space", "search", "stages")
+TOP_KEYS = ("experiment", "train", "objective", "space", "search", "stages", "curves")
+CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
 
@@ -62,6 +63,8 @@ class TuneConfig:
     stages: tuple[StageSettings, ...] = ()
     source: str = ""
     objective: Any = None   # a user's training function (or "module:function"); None: our loop trains
+    free: bool = False      # train/space name another program's parameters (a foreign project's)
+    curves: dict[str, str] = dataclasses.field(default_factory=dict)   # curve -> the trials' metric name
 
     def __post_init__(self) -> None:
         if not self.experiment or len(self.experiment) > 250:
@@ -72,7 +75,11 @@ class TuneConfig:
         for name in self.train:
             if name in self.space:
                 raise ConfigError(f"{name!r} is in both train and space; keep it in one of them.")
-        ours = self.objective is None   # our loop: every value is a TrainConfig field, checked now
+        ours = self.objective is None and not self.free   # our loop: every value a TrainConfig field, checked now
+        for curve in self.curves:
+            if curve not in CURVES:
+                raise ConfigError(f"curves: unknown curve {curve!r}; valid: {', '.join(CURVES)} "
+                                  "(each naming the metric the trials log for it)")
         if ours:
             from_mapping({**self.train, **self.space.example()})   # cross-field rules (e.g. data_path)
             if not self.search.project and self.search.metric not in LOOP_METRICS:
@@ -145,8 +152,8 @@ def _relative_to(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
     return data
 
 
-def parse_tune_config(data: Mapping[str, Any], source: str = "") -> TuneConfig:
-    """Validate the parsed YAML of a tune file."""
+def parse_tune_config(data: Mapping[str, Any], source: str = "", free: bool = False) -> TuneConfig:
+    """Validate the parsed YAML of a tune file; `free`: its names are another program's parameters."""
     _check_keys("top-level key", data, TOP_KEYS)
     experiment = data.get("experiment", DEFAULT_EXPERIMENT)
     if not isinstance(experiment, str):
@@ -159,19 +166,22 @@ def parse_tune_config(data: Mapping[str, Any], source: str = "") -> TuneConfig:
 
         resolve(objective)   # an import error is the user's to fix now, not every trial's
     train = _mapping("train", data.get("train"))
-    if not objective:
+    free = free or bool(objective)
+    if not free:
         check_names([str(k) for k in train], where="train")
-    fixed = {str(k): v if objective else coerce(str(k), v) for k, v in train.items()}
+    fixed = {str(k): v if free else coerce(str(k), v) for k, v in train.items()}
     if data.get("space") is None:
         raise ConfigError("the config needs a 'space' section, e.g. space: {lr: {loguniform: [1e-4, 1]}}")
-    space = parse_space(data["space"], free=bool(objective))
+    space = parse_space(data["space"], free=free)
+    curves = {str(k): str(v) for k, v in _mapping("curves", data.get("curves")).items()}
     search = _mapping("search", data.get("search"))
     _check_keys("search key", search, field_names(SearchSettings))
     search = dict(search)
     if "project" in search and "executor" not in search:
         search["executor"] = "project"
     settings = SearchSettings(**coerce_section("search", SearchSettings, search))
-    return TuneConfig(experiment, fixed, space, settings, parse_stages(data.get("stages")), source, objective)
+    return TuneConfig(experiment, fixed, space, settings, parse_stages(data.get("stages")), source, objective,
+                      free and not objective, curves)
 
 
 def parse_stages(raw: Any) -> tuple[StageSettings, ...]:
