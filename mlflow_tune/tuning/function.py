@@ -20,16 +20,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflow_tune.diagnostics import diagnose, early_verdict
-from mlflow_tune.diagnostics.advice import nonconvergent_advice
-from mlflow_tune.diagnostics.curves import Curves, Diagnosis
-from mlflow_tune.diagnostics.runs import pick_keys
 from mlflow_tune.tracking.callback import diagnosis_tags
 from mlflow_tune.tracking.models import ModelParts
 from mlflow_tune.tracking.runs import TAG, finite
 from mlflow_tune.tracking.writer import RunWrite
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.tuning.trial import Board, PruningCallback, TrialOutcome, TrialSpec, best_of, worker_name
+from mlflow_tune.tuning.judge import Judge
+from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec, best_of, worker_name
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Forwarding, Writer
@@ -59,22 +56,19 @@ class Trial:
                                        if k not in spec.budget or k in spec.params}
         self.budget: dict[str, Any] = dict(spec.budget)
         self._spec, self._writer = spec, writer
-        self._pruning = PruningCallback(spec, board)
-        self._history: dict[str, list[float]] = {}
+        self.judge = Judge(spec, board, self.params)
         self._pending: list[tuple[str, float, int]] = []
         self._start: dict[str, Any] = {"params": tuple((k, str(v)) for k, v in self.params.items()),
                                        "tags": ((TAG + "role", "trial"), (TAG + "trial", str(spec.tid)),
                                                 (TAG + "worker", worker_name()))}
         self._last_flush = time.monotonic()
         self._reports = 0
-        self.stopped = ""   # why the search stopped the trial ("" while it may go on)
-        self.verdict: Diagnosis | None = None   # set when it was stopped for not converging
         self.model: ModelParts | None = None
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         """Log `metrics` at `step` (e.g. the epoch); raises `TrialPruned` when the trial should stop."""
-        if self.stopped:
-            raise TrialPruned(self.stopped)
+        if self.judge.stopped:
+            raise TrialPruned(self.judge.stopped)
         values = {}
         for key, value in metrics.items():
             try:
@@ -86,29 +80,12 @@ class Trial:
             raise MetricMissing(f"search.metric {metric!r} is not among the reported metrics "
                                 f"({', '.join(sorted(values)) or 'none'}); name one of them in search.metric.")
         self._reports += 1
-        for key, value in values.items():
-            self._history.setdefault(key, []).append(value)
-            if math.isfinite(value):
-                self._pending.append((key, value, int(step)))
+        self.judge.add(values)
+        self._pending += [(key, value, int(step)) for key, value in values.items() if math.isfinite(value)]
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
-        if metric in values:
-            self._judge(int(step), values, metric)
-        if self.stopped:
-            raise TrialPruned(self.stopped)
-
-    def _judge(self, step: int, values: dict[str, float], metric: str) -> None:
-        # The guard's rules need the first loss and the last few; a window keeps a report O(1)
-        # (the whole history each time made report 0.6 ms at 1,000 epochs; bench/trial_report.py).
-        # Non-finite values are caught here as they arrive, with the step they came at.
-        watched = {metric, *pick_keys(set(values), {}).values(), *self._spec.curve_keys.values()}
-        bad = next((k for k in sorted(watched) if k in values and not math.isfinite(values[k])), None)
-        verdict = Diagnosis("nonconvergent", "nan", 1.0, f"{bad} is {values[bad]} at step {step}",
-                            nonconvergent_advice(self.params, "nan")) if bad else early_verdict(self.curves(window=5))
-        if verdict is not None:
-            self.verdict, self.stopped = verdict, f"nonconvergent: {verdict.detail} ({verdict.evidence})"
-            return
-        self.stopped = self._pruning.observe(values[metric]) or ""
+        if metric in values and self.judge.judge(values[metric], values, f"step {step}"):
+            raise TrialPruned(self.judge.stopped)
 
     def log_model(self, model: Any, input_example: Any = None) -> None:
         """Keep a PyTorch model to log with the trial if it ends among the search's top-k (for promotion).
@@ -123,15 +100,6 @@ class Trial:
         source = getattr(inspect.getmodule(type(model)), "__file__", None)
         user_code = (str(source),) if source and "site-packages" not in str(source) else ()
         self.model = ModelParts(buffer.getvalue(), input_example, user_code)
-
-    def curves(self, window: int = 0) -> Curves:
-        """The reported metrics the diagnosis recognises, as curves (with `window`: the first value
-        and the last `window` ones)."""
-        keys = pick_keys(set(self._history), self._spec.curve_keys)
-        values = {curve: self._history[key] for curve, key in keys.items()}
-        if window:
-            values = {c: v if len(v) <= window + 1 else [v[0], *v[-window:]] for c, v in values.items()}
-        return Curves(**values)
 
     def flush(self) -> None:
         if self._start or self._pending:
@@ -149,14 +117,12 @@ class Trial:
     def finish(self, board: Board) -> TrialOutcome:
         """The outcome from what was reported, written to the run in one job (the outcome tag last)."""
         spec = self._spec
-        objective = best_of(self._history.get(spec.metric, []), spec.mode)
-        status = "nonconvergent" if self.verdict else "pruned" if self.stopped else "completed"
+        judge = self.judge
+        objective = best_of(judge.points(), spec.mode)
+        status = "nonconvergent" if judge.verdict else "pruned" if judge.stopped else "completed"
         loss = spec.oriented(objective) if objective is not None else None
-        steps = max((len(v) for v in self._history.values()), default=0)
-        curves = self.curves()
-        has_curves = bool(curves.train_loss or curves.val_loss)
-        diagnosis = self.verdict or (diagnose(curves, planned_epochs=self.budget.get("epochs"), params=self.params)
-                                     if has_curves else None)
+        steps = max((len(v) for v in judge.history.values()), default=0)
+        diagnosis = judge.diagnosis(self.budget.get("epochs"))
         top = False
         metrics = dict[str, float]()
         if loss is not None and objective is not None:
@@ -164,7 +130,7 @@ class Trial:
             metrics = finite({"objective": objective, "loss": loss})
             top = status == "completed" and self.model is not None and board.rank(loss) <= spec.top_k_models
         tags = {**diagnosis_tags(diagnosis), TAG + "outcome": status,
-                **({TAG + "stop_reason": self.stopped[:500]} if self.stopped else {}),
+                **({TAG + "stop_reason": judge.stopped[:500]} if judge.stopped else {}),
                 **({TAG + "pruned": "true"} if status == "pruned" else {})}
         self._writer.submit(self._job(
             metrics=(*self._pending, *((k, v, steps) for k, v in metrics.items())), tags=tuple(tags.items()),
@@ -172,7 +138,7 @@ class Trial:
             status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
         self._pending = []
         return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis.label if diagnosis else "",
-                            steps, self.stopped, spec.params)
+                            steps, judge.stopped, spec.params)
 
 
 def resolve(objective: Any) -> Callable[[Trial], Any]:

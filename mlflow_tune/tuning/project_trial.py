@@ -10,7 +10,6 @@ do, and a trial that should stop is stopped (SIGTERM to its process group, SIGKI
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import subprocess
@@ -19,12 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow_tune.diagnostics import diagnose, early_verdict
-from mlflow_tune.diagnostics.curves import Curves
 from mlflow_tune.diagnostics.runs import pick_keys
 from mlflow_tune.tracking.callback import diagnosis_tags
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
-from mlflow_tune.tuning.trial import Board, PruningCallback, TrialOutcome, TrialSpec, best_of
+from mlflow_tune.tuning.judge import Judge
+from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec, best_of
 
 POLL_SECONDS = 0.5      # a store query per watched metric; epochs of real projects take longer
 GRACE_SECONDS = 5.0     # after SIGTERM, before SIGKILL
@@ -43,14 +41,12 @@ def run_project_trial(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
             stopped = watch.follow(proc)
         run.log_file(log)
     ok = proc.returncode == 0
-    objective = best_of(watch.values(spec.metric), spec.mode)
+    objective = best_of(watch.points(), spec.mode)
     status = ("nonconvergent" if watch.verdict else "pruned") if stopped else \
         "completed" if ok and objective is not None else "failed"
     loss = spec.oriented(objective) if objective is not None else None
-    steps = len(watch.values(spec.metric))
-    curves = watch.curves()
-    diagnosis = watch.verdict or (diagnose(curves, planned_epochs=None) if curves.train_loss or curves.val_loss
-                                  else None)
+    steps = len(watch.points())
+    diagnosis = watch.diagnosis()
     if loss is not None and objective is not None:
         run.log_metrics(finite({"objective": objective, "loss": loss}), step=steps)
         board.record(spec.tid, loss)
@@ -80,57 +76,42 @@ def _start(spec: TrialSpec, out: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-class _Watch:
-    """The trial's metrics as the project logs them, and the pruner's and guard's view of them."""
+class _Watch(Judge):
+    """The trial's metrics as the project logs them, read back from the store, and judged."""
 
     def __init__(self, spec: TrialSpec, run: RunLogger, board: Board):
-        self.spec, self.run = spec, run
-        self.pruning = PruningCallback(spec, board)
+        super().__init__(spec, board)
+        self.run = run
         self.keys = {spec.metric, *spec.curve_keys.values()}
-        self.history: dict[str, list[float]] = {}
-        self.verdict: Any = None
-
-    def values(self, key: str) -> list[float]:
-        return self.history.get(key, [])
-
-    def curves(self) -> Curves:
-        keys = pick_keys(set(self.history), self.spec.curve_keys)
-        return Curves(**{curve: self.history[key] for curve, key in keys.items()})
 
     def _poll(self) -> list[float]:
         """New points of the search's metric since the last poll (the other curves refreshed too)."""
-        keys = self.keys | set(pick_keys(set(self.run.client.get_run(self.run.run_id).data.metrics), {}).values())
-        before = len(self.values(self.spec.metric))
-        for key in keys:
+        logged = set(self.run.client.get_run(self.run.run_id).data.metrics)
+        before = len(self.points())
+        for key in self.keys | set(pick_keys(logged, {}).values()):
             points = sorted(self.run.client.get_metric_history(self.run.run_id, key),
                             key=lambda m: (m.step, m.timestamp))
             if points:
                 self.history[key] = [m.value for m in points]
-        return self.values(self.spec.metric)[before:]
+        return list(self.points()[before:])
 
     def follow(self, proc: subprocess.Popen[bytes]) -> str:
         """Wait for `proc`, judging each new point; the reason it was stopped, or ""."""
         while True:
             finished = proc.poll() is not None
             with contextlib.suppress(Exception):   # a store hiccup costs one poll, not the trial
-                for value in self._poll():
+                new = self._poll()
+                for i, value in enumerate(new):
                     # points read after the process ended still feed the board (other trials' pruning)
-                    reason = self._judge(value)
+                    latest = {k: v[len(v) - len(new) + i] for k, v in self.history.items() if len(v) >= len(new)}
+                    reason = self.judge(value, latest, f"point {len(self.points()) - len(new) + i}")
                     if reason and not finished:
                         _stop(proc)
                         return reason
+                self.stopped = ""   # what was judged after the end stops nothing
             if finished:
                 return ""
             time.sleep(POLL_SECONDS)
-
-    def _judge(self, value: float) -> str:
-        verdict = early_verdict(self.curves())
-        if verdict is None and not math.isfinite(value):
-            verdict = early_verdict(Curves(val_loss=[value]))
-        if verdict is not None:
-            self.verdict = verdict
-            return f"nonconvergent: {verdict.detail} ({verdict.evidence})"
-        return self.pruning.observe(value) or ""
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
