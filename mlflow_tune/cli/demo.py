@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-DEMO = Path(__file__).resolve().parent.parent / "projects" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo.yaml"   # mlflow_tune/cli/ -> the repository
 
 
 def main() -> int:
