@@ -82,9 +82,9 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
     def run(self, project_uri: str, entry_point: str, params: Mapping[str, Any], version: str | None,
             backend_config: Mapping[str, Any], tracking_uri: str, experiment_id: str) -> DoneRun:
         import dataclasses
-        import os
 
         from mlflow.projects.utils import fetch_and_validate_project, get_or_create_run, load_project
+        from mlflow_tune_plugins.experiment import declared_experiment, named_by_user
 
         from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
         from mlflow_tune.training.config import ConfigError
@@ -101,8 +101,10 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         tune = dataclasses.replace(tune, train=fixed, search=dataclasses.replace(
             tune.search, executor="project", project=str(work_dir), entry_point=entry_point))
         client = client_for(tracking_uri)
-        named = os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID")
-        if str(experiment_id) == _DEFAULT_EXPERIMENT and not named:   # nothing lands in Default by accident
+        # Unless the user named one, the search goes to its tune config's experiment: not into
+        # Default by accident, nor into the project's own default (plugins/experiment.py).
+        defaulted = str(experiment_id) == _DEFAULT_EXPERIMENT or declared_experiment() is not None
+        if defaulted and not named_by_user():
             experiment_id = ensure_experiment(client, tune.experiment)
         active = get_or_create_run(None, project_uri, experiment_id, work_dir, version, entry_point,  # type: ignore[no-untyped-call]
                                    params)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
 
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
+END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
 
 
 @dataclass
@@ -285,6 +286,10 @@ def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: C
             if run.info.status == "RUNNING":
                 _mark_interrupted(RunLogger(client, parent_run_id), run.info.run_id)
             continue
+        if run.info.status == "RUNNING":
+            # The outcome tag is a trial's last write but one: the run's end came next, and a
+            # kill -9 can fall between the two. Everything else is in, so only the end is missing.
+            RunLogger(client, run.info.run_id).end(END_STATUS[outcome])
         objective = run.data.metrics.get("objective")
         loss = None if objective is None else (objective if settings.mode == "min" else -objective)
         params = {k: v for k, v in run.data.params.items() if k in names}

@@ -149,3 +149,26 @@ def test_mlflow_finds_both_plugins_and_the_config_keys_it_adds_are_known() -> No
     source = inspect.getsource(mlflow.projects._run)   # type: ignore[attr-defined]
     added = {getattr(project_utils, name) for name in re.findall(r"backend_config\[(\w+)\]", source)}
     assert added and added <= _MLFLOW_KEYS
+
+
+@pytest.mark.slow
+def test_mlflow_run_of_a_project_lands_in_the_experiment_it_declares(tmp_path: Path) -> None:
+    """digits-cnn declares `mlflow_tune: {experiment: digits-cnn}`; --experiment-name still wins;
+    a project that declares nothing goes where MLflow puts it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=uri, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    base = [sys.executable, "-m", "mlflow", "run", "--env-manager", "local"]
+    runs = [(ROOT / "projects" / "digits-cnn", ["-P", "epochs=1", "-P", "num_threads=1"]),
+            (ROOT / "projects" / "digits-cnn", ["-P", "epochs=1", "-P", "num_threads=1", "--experiment-name", "mine"]),
+            (PLAIN, ["-P", "epochs=1"])]
+    for project, extra in runs:
+        done = subprocess.run([*base, *extra, str(project)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(uri)
+    sources = {e.name: [r.data.tags["mlflow.source.name"] for r in client.search_runs([e.experiment_id])
+                        if "mlflow.parentRunId" not in r.data.tags] for e in client.search_experiments()}
+    assert [Path(s).name for s in sources["digits-cnn"]] == ["digits-cnn"]
+    assert [Path(s).name for s in sources["mine"]] == ["digits-cnn"]
+    assert [Path(s).name for s in sources["Default"]] == ["plain-mlflow"]

@@ -241,7 +241,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tracking_uri: str, tmp
     finally:
         if proc.poll() is None:
             proc.kill()
-    time.sleep(3)   # the orphaned file writer finishes what already reached it, then exits
+    # The writer thread died with the process: what it had queued is lost and re-run on resume.
     before = child_runs(client, "1", parent_id)
     done_before = {k.data.tags[TAG + "trial"]: k.info.run_id for k in before if k.info.status == "FINISHED"}
     killed = [k.info.run_id for k in before if k.info.status == "RUNNING"]
@@ -331,3 +331,18 @@ def test_resume_with_a_bogus_id_exits_2(tracking_uri: str, tmp_path: Path) -> No
                                       "--resume", "0123456789abcdef0123456789abcdef"])
     assert result.exit_code == 2 and "--resume" in result.output and "0123456789abcdef" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_resume_ends_a_trial_whose_outcome_was_written_but_not_its_end(tracking_uri: str, tmp_path: Path) -> None:
+    """kill -9 between a trial's outcome tag and its run's end: resume keeps the trial and ends its run."""
+    from mlflow_tune.tuning.driver import restore_trials
+    from mlflow_tune.tuning.settings import SearchSettings
+
+    client = MlflowClient(tracking_uri)
+    out = run_search(tracking_uri, {"lr": {"choice": [0.01, 0.03]}})
+    kids = children(client, out)
+    half = kids[0].info.run_id
+    client.update_run(half, status="RUNNING")   # as if killed after the outcome tag
+    restored, _ = restore_trials(client, out.experiment_id, out.parent_run_id, ("lr",), SearchSettings())
+    assert half in {o.run_id for o in restored}
+    assert client.get_run(half).info.status == "FINISHED"
