@@ -9,7 +9,8 @@ in the driver answers them from the level's own `Board` and `Writer`. No Manager
 no proxies: a message is one pickle on a pipe.
 
 Messages from a worker: ("write", RunWrite), ("publish", tid, curve), ("snapshot",),
-("record", tid, loss), ("rank", loss), then ("done", outcome) or ("raised", text).
+("record", tid, loss), ("rank", loss), ("offer", tid, run_id, loss, model, keep), then ("done", outcome)
+or ("raised", text).
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class RemoteBoard:
     def rank(self, loss: float) -> int:
         self.conn.send(("rank", loss))
         return int(self.conn.recv())
+
+    def offer(self, tid: int, run_id: str, loss: float, parts: Any, keep: int) -> None:
+        self.conn.send(("offer", tid, run_id, loss, parts, keep))
 
 
 def serve(conn: Connection) -> None:
@@ -170,6 +174,8 @@ class Worker:
             self.conn.send(task.board.snapshot())
         elif kind == "record":
             task.board.record(message[1], message[2])
+        elif kind == "offer":
+            task.board.offer(*message[1:])
         elif kind == "rank":
             self.conn.send(task.board.rank(message[1]))
         else:   # "done" or "raised": the worker is free again before the driver hears of it

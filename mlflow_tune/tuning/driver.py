@@ -187,6 +187,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
             _mark_interrupted(level.parent, spec.run_id)
         return LevelResult(outcomes, "interrupted", interrupted=True)
     finally:
+        _log_kept_models(level, board, executor.ahead_writer())
         executor.close()
         runs.discard()
     return LevelResult(outcomes, stopped_by or "max_trials")
@@ -249,6 +250,15 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns
                      objective=level.objective, budget=dict(level.budget),
                      threads=threads_per_trial(s.parallel) if level.objective is not None and s.parallel > 1 else 0,
                      search_run_id=level.search_run_id or level.parent.run_id, curve_keys=dict(level.curve_keys))
+
+
+def _log_kept_models(level: Level, board: Board, writer: Writer | None) -> None:
+    """The level's k best trials' models, logged to their (finished) runs now the level is over."""
+    from mlflow_tune.tracking.writer import RunWrite
+
+    for _, run_id, parts in board.take_models():
+        if writer is not None:
+            writer.submit(RunWrite(level.tracking_uri, run_id, model=parts, experiment_id=level.experiment_id))
 
 
 def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:

@@ -123,18 +123,17 @@ class Trial:
         loss = spec.oriented(objective) if objective is not None else None
         steps = max((len(v) for v in judge.history.values()), default=0)
         diagnosis = judge.diagnosis(self.budget.get("epochs"))
-        top = False
         metrics = dict[str, float]()
         if loss is not None and objective is not None:
             board.record(spec.tid, loss)
             metrics = finite({"objective": objective, "loss": loss})
-            top = status == "completed" and self.model is not None and board.rank(loss) <= spec.top_k_models
+            if status == "completed" and self.model is not None and board.rank(loss) <= spec.top_k_models:
+                board.offer(spec.tid, spec.run_id, loss, self.model, spec.top_k_models)
         tags = {**diagnosis_tags(diagnosis), TAG + "outcome": status,
                 **({TAG + "stop_reason": judge.stopped[:500]} if judge.stopped else {}),
                 **({TAG + "pruned": "true"} if status == "pruned" else {})}
         self._writer.submit(self._job(
             metrics=(*self._pending, *((k, v, steps) for k, v in metrics.items())), tags=tuple(tags.items()),
-            model=self.model if top else None,
             status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
         self._pending = []
         return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis.label if diagnosis else "",

@@ -61,7 +61,7 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
     # No figure per trial (the MLflow UI charts the per-epoch metrics, the report draws them all);
-    # the model is logged only for the top-k trials (below), so the writer keeps pace with short trials.
+    # models only for the level's top-k (see _outcome), so the writer keeps pace with short trials.
     run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False, writer=writer,
                              plot_at_end=False, first_epoch_at_once=False, hold_end=True,
@@ -75,15 +75,15 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     assert tracker.held is not None
     # One job for the whole end of the trial: its last epochs and files, then the outcome.
     held, tracker.held = tracker.held, None
-    writer.submit(replace(held, metrics=held.metrics + last.metrics, model=last.model, plot=last.plot,
+    writer.submit(replace(held, metrics=held.metrics + last.metrics, plot=last.plot,
                           tags=held.tags + last.tags, status=last.status))
     return outcome
 
 
 def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
              board: Board) -> tuple[TrialOutcome, RunWrite]:
-    """The trial's outcome, and what its run gets for it: objective, status, and for a top-k
-    trial its model."""
+    """The trial's outcome, and what its run gets for it (objective, status); a top-k trial's model
+    goes to the board, which logs the level's best k when the level ends."""
     from mlflow_tune.tracking.models import model_parts
     from mlflow_tune.tracking.writer import RunWrite
 
@@ -96,20 +96,20 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     else:
         status = "completed"
     loss = spec.oriented(objective) if objective is not None else None
-    top = False
     metrics: dict[str, float] = {}
     if loss is not None and objective is not None:
         board.record(spec.tid, loss)
         metrics = finite({"objective": objective, "loss": loss})
-        # The full model costs more than a short trial's other writes together; keep it for the
-        # top-k trials so far, which always includes the eventual winner when it finishes.
-        top = status == "completed" and bool(result.best_state) and board.rank(loss) <= spec.top_k_models
+        # The full model costs more than a short trial's other writes together (~40 ms): only the
+        # level's k best are logged, when the level ends (7 of W1's 8 trials were once top-k so far).
+        if status == "completed" and result.best_state and board.rank(loss) <= spec.top_k_models:
+            board.offer(spec.tid, spec.run_id, loss, model_parts(result.model, result.data.val.x[:5]),
+                        spec.top_k_models)
     diagnosis = result.diagnosis.label if result.diagnosis else ""
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
     # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
     last = RunWrite(spec.tracking_uri, spec.run_id, plot=False, tags=done,
-                    model=model_parts(result.model, result.data.val.x[:5]) if top else None,
                     metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
                     status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),

@@ -6,6 +6,7 @@ Running a trial is `runner.run_trial`; a user's function gets a `function.Trial`
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ class Board:
     curves: dict[int, list[float]] = field(default_factory=dict)
     losses: dict[int, float] = field(default_factory=dict)
     outbox: Any = None   # in a worker process: where its RunWrite jobs go (put), to the driver's writer
+    # The best finished trials' models, (loss, run id, model parts) by trial: logged when the level
+    # ends, so a search logs k models, not one for every trial that was among the best when it ended.
+    models: dict[int, tuple[float, str, Any]] = field(default_factory=dict)
+    lock: Any = field(default_factory=threading.Lock, repr=False)
 
     def publish(self, tid: int, curve: list[float]) -> None:
         self.curves[tid] = list(curve)
@@ -85,6 +90,19 @@ class Board:
     def rank(self, loss: float) -> int:
         """1-based rank of `loss` among finished trials' losses (ties rank high)."""
         return 1 + sum(1 for other in dict(self.losses).values() if other < loss)
+
+    def offer(self, tid: int, run_id: str, loss: float, parts: Any, keep: int) -> None:
+        """Hold trial `tid`'s model while it is among the `keep` best offered so far."""
+        with self.lock:   # workers' reader threads offer concurrently
+            self.models[tid] = (loss, run_id, parts)
+            while len(self.models) > keep:
+                del self.models[max(self.models, key=lambda t: (self.models[t][0], t))]
+
+    def take_models(self) -> list[tuple[int, str, Any]]:
+        """The models held, best first, handed over once (the level is over)."""
+        with self.lock:
+            held, self.models = self.models, {}
+        return [(tid, run_id, parts) for tid, (_, run_id, parts) in sorted(held.items(), key=lambda i: i[1][0])]
 
 
 class PruningCallback(TrainCallback):

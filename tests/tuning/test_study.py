@@ -346,3 +346,22 @@ def test_resume_ends_a_trial_whose_outcome_was_written_but_not_its_end(tracking_
     restored, _ = restore_trials(client, out.experiment_id, out.parent_run_id, ("lr",), SearchSettings())
     assert half in {o.run_id for o in restored}
     assert client.get_run(half).info.status == "FINISHED"
+
+
+def test_a_search_logs_the_models_of_its_k_best_trials_only(tracking_uri: str) -> None:
+    # lr rising: each trial may be among the best when it ends; only the final best two keep a model
+    out = run_search(tracking_uri, {"lr": {"choice": [0.001, 0.003, 0.01, 0.03]}}, top_k_models=2)
+    client = MlflowClient(tracking_uri)
+    with_model = {k.info.run_id for k in children(client, out) if TAG + "model_uri" in k.data.tags}
+    best_two = {o.run_id for o in sorted((o for o in out.trials if o.loss is not None), key=lambda o: o.loss)[:2]}
+    assert with_model == best_two
+
+
+def test_the_board_keeps_the_k_best_offered_models() -> None:
+    from mlflow_tune.tuning.trial import Board
+
+    board = Board()
+    for tid, loss in enumerate([0.5, 0.4, 0.9, 0.1, 0.3]):
+        board.offer(tid, f"run{tid}", loss, f"model{tid}", keep=2)
+    assert [(tid, run) for tid, run, _ in board.take_models()] == [(3, "run3"), (4, "run4")]
+    assert board.take_models() == []
