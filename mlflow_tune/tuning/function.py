@@ -56,7 +56,7 @@ class Trial:
                                        if k not in spec.budget or k in spec.params}
         self.budget: dict[str, Any] = dict(spec.budget)
         self._spec, self._writer = spec, writer
-        self.judge = Judge(spec, board, self.params)
+        self._judge = Judge(spec, board, self.params)
         self._pending: list[tuple[str, float, int]] = []
         self._start: dict[str, Any] = {"params": tuple((k, str(v)) for k, v in self.params.items()),
                                        "tags": ((TAG + "role", "trial"), (TAG + "trial", str(spec.tid)),
@@ -67,8 +67,8 @@ class Trial:
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         """Log `metrics` at `step` (e.g. the epoch); raises `TrialPruned` when the trial should stop."""
-        if self.judge.stopped:
-            raise TrialPruned(self.judge.stopped)
+        if self._judge.stopped:
+            raise TrialPruned(self._judge.stopped)
         values = {}
         for key, value in metrics.items():
             try:
@@ -80,12 +80,12 @@ class Trial:
             raise MetricMissing(f"search.metric {metric!r} is not among the reported metrics "
                                 f"({', '.join(sorted(values)) or 'none'}); name one of them in search.metric.")
         self._reports += 1
-        self.judge.add(values)
+        self._judge.add(values)
         self._pending += [(key, value, int(step)) for key, value in values.items() if math.isfinite(value)]
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
-        if metric in values and self.judge.judge(values[metric], values, f"step {step}"):
-            raise TrialPruned(self.judge.stopped)
+        if metric in values and self._judge.judge(values[metric], values, f"step {step}"):
+            raise TrialPruned(self._judge.stopped)
 
     def log_model(self, model: Any, input_example: Any = None) -> None:
         """Keep a PyTorch model to log with the trial if it ends among the search's top-k (for promotion).
@@ -117,7 +117,7 @@ class Trial:
     def finish(self, board: Board) -> TrialOutcome:
         """The outcome from what was reported, written to the run in one job (the outcome tag last)."""
         spec = self._spec
-        judge = self.judge
+        judge = self._judge
         objective = best_of(judge.points(), spec.mode)
         status = "nonconvergent" if judge.verdict else "pruned" if judge.stopped else "completed"
         loss = spec.oriented(objective) if objective is not None else None
