@@ -30,8 +30,14 @@ TrackingUri = Annotated[str | None, typer.Option(
     help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory, made absolute).")]
 
 
+MAX_ERROR_CHARS = 400   # one short line, whatever value a message quotes
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"Error: {message}", err=True)
+    line = " ".join(str(message).split())
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[:MAX_ERROR_CHARS - 3] + "..."
+    typer.echo(f"Error: {line}", err=True)
     return typer.Exit(code)
 
 

@@ -115,12 +115,14 @@ class TrainConfig:
         _range("grad_clip", self.grad_clip, 0.0, 1e6)
         _range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
         _range("imbalance", self.imbalance, 1.0, 1e4)
-        for name, low in (("layers", 1), ("hidden_units", 1), ("embedding_dim", 1), ("batch_size", 1),
-                          ("epochs", 1), ("lr_patience", 1), ("early_stopping_patience", 0),
-                          ("n_samples", 20), ("n_features", 2), ("n_classes", 2), ("num_threads", 0)):
+        # Upper bounds far past any sensible run, so that a typo (epochs: 1e12) is refused, not run for ever.
+        for name, low, high in (("layers", 1, 100), ("hidden_units", 1, 100_000), ("embedding_dim", 1, 100_000),
+                                ("batch_size", 1, 10_000_000), ("epochs", 1, 1_000_000), ("lr_patience", 1, 1_000_000),
+                                ("early_stopping_patience", 0, 1_000_000), ("n_samples", 20, 100_000_000),
+                                ("n_features", 2, 1_000_000), ("n_classes", 2, 100_000), ("num_threads", 0, 4096)):
             value = getattr(self, name)
-            if value < low:
-                raise ConfigError(f"{name}={value!r} is out of range; it must be at least {low}.")
+            if not low <= value <= high:
+                raise ConfigError(f"{name}={value!r} is out of range; it must be in [{low}, {high}].")
 
     @property
     def class_subset(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -21,6 +22,7 @@ KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "t
 METRICS = tuple(KNOWN_MODES)
 MODES = ("min", "max")
 EXECUTORS = ("process", "thread", "project")
+MAX_TRIALS = 100_000
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
@@ -84,6 +86,14 @@ class SearchSettings:
                           ("min_trials_for_pruning", 1), ("asha_reduction", 2), ("seed", 0),
                           ("timeout", 0), ("no_progress", 0), ("top_k_models", 0)):
             _at_least(f"search.{name}", getattr(self, name), low)
+        if self.max_trials > MAX_TRIALS:
+            raise ConfigError(f"search.max_trials={self.max_trials} is out of range; at most {MAX_TRIALS}.")
+        # Each trial is a process: more than the cores only thrashes (and forks). 2 even on one core,
+        # so the demo and examples (parallel: 2) run anywhere.
+        cores = os.cpu_count() or 1
+        if self.parallel > max(cores, 2):
+            raise ConfigError(f"search.parallel={self.parallel} is more than this machine's {cores} cores; "
+                              f"use at most {max(cores, 2)}.")
         if self.target is not None and not math.isfinite(self.target):
             raise ConfigError(f"search.target={self.target!r} must be a finite number.")
         if self.executor == "project" and not self.project:

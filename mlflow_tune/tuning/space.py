@@ -22,6 +22,7 @@ from mlflow_tune.tuning.starter import default_space
 __all__ = ["KINDS", "Param", "Space", "default_space", "grid_points", "round_sig"]
 
 LOG_KINDS = ("loguniform", "qloguniform", "logint")
+MAX_CHOICES = 10_000
 INT_KINDS = ("int", "logint")
 QUANTISED_KINDS = ("quniform", "qloguniform")
 NUMERIC_KINDS = ("uniform", "loguniform", "quniform", "qloguniform", "int", "logint")
@@ -69,11 +70,15 @@ class Param:
     def _check_choices(self) -> None:
         if not self.choices:
             raise self._error("choice needs at least one value, got []")
+        if len(self.choices) > MAX_CHOICES:
+            raise self._error(f"choice has {len(self.choices)} values; at most {MAX_CHOICES} are allowed")
         coerced = [self._coerce(v, "choice value") for v in self.choices]
+        seen: set[str] = set()   # by repr: values may be unhashable, and a pairwise check was quadratic
         for i, value in enumerate(coerced):
-            if value in coerced[:i]:
-                raise self._error(f"choice has duplicate value {self.choices[i]!r}; "
-                                  f"values: {list(self.choices)}")
+            key = f"{type(value).__name__}:{value!r}"
+            if key in seen:
+                raise self._error(f"choice has duplicate value {str(self.choices[i])[:60]!r}")
+            seen.add(key)
         object.__setattr__(self, "choices", tuple(coerced))
 
     @property

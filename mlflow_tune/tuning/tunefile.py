@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 TOP_KEYS = ("experiment", "train", "objective", "space", "search", "stages", "curves")
+MAX_TUNE_FILE_BYTES = 1_000_000
 CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
@@ -129,8 +130,12 @@ def load_tune_file(path: str | Path) -> TuneConfig:
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"config file '{path}' {what}")
+    if path.stat().st_size > MAX_TUNE_FILE_BYTES:
+        raise ConfigError(f"config file '{path}' is {path.stat().st_size} bytes; a tune file may have at most "
+                          f"{MAX_TUNE_FILE_BYTES}")
     text = path.read_text(encoding="utf-8")
     try:
+        _no_aliases(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -140,6 +145,15 @@ def load_tune_file(path: str | Path) -> TuneConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file '{path}' must be a YAML mapping with keys: {', '.join(TOP_KEYS)}")
     return parse_tune_config(_relative_to(data, path.parent), source=text)
+
+
+def _no_aliases(text: str) -> None:
+    """A YAML alias (*name) can expand a few hundred bytes into gigabytes: a tune file needs none."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            where = f" (line {event.start_mark.line + 1})" if event.start_mark is not None else ""
+            raise ConfigError(f"YAML aliases (*{event.anchor}) are not allowed in a tune file{where}; "
+                              "write the values out")
 
 
 def _relative_to(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
