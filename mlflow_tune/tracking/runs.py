@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflow_tune.training.config import ConfigError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 DEFAULT_STORE = "mlflow.db"
+# The schemes MLflow's tracking stores accept (mlflow/tracking/_tracking_service/utils.py); any other
+# failed deep inside MLflow with a traceback. tests/tracking/test_runs_uri.py checks MLflow still takes them.
+URI_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+MAX_EXPERIMENT_NAME = 500   # MLflow's own limit, refused by it with a traceback
 TAG = "mlflow_tune."
 PARENT_TAG = "mlflow.parentRunId"
 _BATCH = 100   # MLflow accepts at most 100 params per log_batch call
@@ -32,6 +38,10 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         uri = prefix + str(Path(uri[len(prefix):]).resolve())
     elif "://" not in uri:   # a bare path: MLflow would treat it as a file store
         raise ValueError(f"tracking URI {uri!r} is not a URI; use e.g. sqlite:///mlflow.db or http://host:5000.")
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()   # postgresql+psycopg2 -> postgresql
+    if scheme not in URI_SCHEMES:
+        raise ValueError(f"tracking URI {uri[:100]!r} has an unknown scheme {scheme[:40]!r}; "
+                         f"use one of: {', '.join(URI_SCHEMES)}.")
     return uri
 
 
@@ -49,6 +59,11 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
     Remembered per store and name: a loop of runs looks it up once, not once per run.
     """
+    if not name:
+        raise ConfigError("the experiment name must not be empty.")
+    if len(name) > MAX_EXPERIMENT_NAME:
+        raise ConfigError(f"experiment name {name[:40]!r}... has {len(name)} characters; "
+                          f"use 1 to {MAX_EXPERIMENT_NAME}.")
     key = (str(client.tracking_uri), name)
     if key not in _experiments:
         _experiments[key] = _find_or_create_experiment(client, name)

@@ -128,6 +128,8 @@ def _user_file(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...
     path = Path(cfg.data_path)
     suffix = path.suffix.lower()
     frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    if not len(frame):
+        raise ConfigError(f"{path.name} has no rows.")
     if cfg.target not in frame.columns:
         raise ConfigError(f"target={cfg.target!r} is not a column of {path.name}; columns: "
                           f"{', '.join(map(str, frame.columns))}.")
@@ -141,6 +143,9 @@ def _user_file(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...
         raise ConfigError(f"{path.name} has missing values in columns: {shown}; set impute to one of: "
                           f"{', '.join(IMPUTE[1:])}.")
     names, y = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
+    if len(names) < 2:
+        raise ConfigError(f"target={cfg.target!r} of {path.name} has one class ({names[0]!r}); "
+                          "a classifier needs at least two.")
     return features.to_numpy(np.float32), y.astype(np.int64), tuple(str(n) for n in names)
 
 

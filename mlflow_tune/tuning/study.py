@@ -37,6 +37,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     `parent_run_id`: an existing run to be the search (the `tune` project backend's); under
     `mlflow run . -e search` that is MLFLOW_RUN_ID."""
     listener = listener or SearchListener()
+    preflight(tune)
     start_workers_ahead(tune.search.executor, tune.search.parallel)
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
@@ -111,6 +112,25 @@ def log_setup(parent: RunLogger, tune: TuneConfig, writer: Writer | None = None)
     parent.log_params(params)
     for path, text in texts:
         parent.log_text(text, path)
+
+
+def preflight(tune: TuneConfig) -> None:
+    """A user's data file is read and a user's model builder imported, once, before any run exists:
+    a mistake there is one line and exit 2, not every trial FAILED. The builder is not called (it
+    may be large, or do what only a worker should); built-in data and models are not loaded here."""
+    if tune.objective is not None or tune.free or tune.search.project:
+        return
+    from mlflow_tune.training.config import MODELS
+
+    cfg = tune.trial_config(tune.space.example())
+    if cfg.model not in MODELS:
+        from mlflow_tune.training.models import resolve_builder
+
+        resolve_builder(cfg.model)
+    if cfg.data_path:
+        from mlflow_tune.training.data import split
+
+        split(cfg)
 
 
 def objective_name(objective: Any) -> str:
