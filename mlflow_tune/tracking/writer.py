@@ -153,14 +153,14 @@ class Writer:
         if where not in WHERE:
             raise ValueError(f"where={where!r} is not valid; choose one of: {', '.join(WHERE)}.")
         self.where = where
-        self._helper: _Thread | None = None
+        self._thread: _Thread | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
         self._lock = threading.Lock()   # a search's worker pipes submit from several reader threads
 
     def start(self) -> Writer:
         """Start the writing thread now."""
-        if self.where != "here" and self._helper is None:
-            self._helper = _Thread()
+        if self.where != "here" and self._thread is None:
+            self._thread = _Thread()
         return self
 
     def submit(self, job: RunWrite) -> Future[str]:
@@ -172,9 +172,9 @@ class Writer:
                 future.set_exception(exc)
             return future
         with self._lock:
-            helper = self._helper or self.start()._helper
-            assert helper is not None
-            future = helper.submit(job)
+            thread = self._thread or self.start()._thread
+            assert thread is not None
+            future = thread.submit(job)
             # Forget jobs written fine (they hold model bytes); keep the rest for drain() to report.
             self._pending = [(f, j) for f, j in self._pending if not f.done() or f.exception() is not None]
             self._pending.append((future, job))
@@ -197,9 +197,9 @@ class Writer:
 
     def close(self) -> None:
         self.drain()
-        if self._helper is not None:
-            self._helper.close()
-            self._helper = None
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
 
 
 class Forwarding:

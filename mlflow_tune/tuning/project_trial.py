@@ -102,13 +102,15 @@ class _Watch(Judge):
             with contextlib.suppress(Exception):   # a store hiccup costs one poll, not the trial
                 new = self._poll()
                 for i, value in enumerate(new):
-                    # points read after the process ended still feed the board (other trials' pruning)
-                    latest = {k: v[len(v) - len(new) + i] for k, v in self.history.items() if len(v) >= len(new)}
-                    reason = self.judge(value, latest, f"point {len(self.points()) - len(new) + i}")
+                    # each curve's point at the same place from its end: the values logged with this one
+                    latest = {k: v[i - len(new)] for k, v in self.history.items() if len(v) >= len(new)}
+                    reason = self.judge(value, latest, f"point {len(self.points()) + i - len(new)}")
                     if reason and not finished:
                         _stop(proc)
                         return reason
-                self.stopped = ""   # what was judged after the end stops nothing
+                # Points read after the process ended still fed the board (other trials' pruning),
+                # but a trial that has already finished is not "stopped" by them.
+                self.stopped = ""
             if finished:
                 return ""
             time.sleep(POLL_SECONDS)
