@@ -9,8 +9,8 @@ DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo.yaml"   # mlflow
 
 
 def main() -> int:
-    from mlflow_tune.cli.app import print_search
     from mlflow_tune.cli.progress import default_listener
+    from mlflow_tune.cli.search import print_search
     from mlflow_tune.tuning.study import search
     from mlflow_tune.tuning.tunefile import load_tune_file
 
