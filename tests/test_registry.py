@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from mlflow_tune.registry import _Trial, check_alias, choose, decide, predict, promote
+from mlflow_tune.registry.promotion import logged_test_metrics
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.study import SearchOutcome, search
 from mlflow_tune.tuning.tunefile import parse_tune_config
@@ -76,6 +78,11 @@ def test_champion_challenger_lifecycle(store: Store) -> None:
     assert accuracy == pytest.approx(first.metrics["test_accuracy"])
     assert run.data.metrics["promotion_test_accuracy"] == pytest.approx(accuracy)
     assert accuracy == pytest.approx(run.data.metrics["test_accuracy"])   # the trial's own evaluation
+    # promote reports exactly the test metrics the run logged; its recomputation (for the alias
+    # decision) agrees with them, so no note
+    assert first.metrics == {k: v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    assert {"test_loss", "test_accuracy"} <= set(first.metrics) and first.note == ""
+    assert first.compared["test_loss"] == pytest.approx(run.data.metrics["test_loss"], rel=1e-4)
 
     version = client.get_model_version("digits", first.version or "")
     assert version.tags["mlflow_tune.trial_run_id"] == first.run_id
@@ -177,6 +184,8 @@ def test_cli_promote(store: Store) -> None:
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "chose trial 0" in done.output and "passed over trial 2" in done.output
+    logged = MlflowClient(store.uri).get_run(store.good.trials[0].run_id).data.metrics
+    assert f"test loss {logged['test_loss']:.4f}" in done.output and "(as its run logged them)" in done.output
     assert "registered as cli-digits version 1" in done.output
     assert 'mlflow.pyfunc.load_model("models:/cli-digits@champion")' in done.output
     done = runner.invoke(app, [*args, "--json"])
@@ -189,6 +198,16 @@ def test_cli_promote(store: Store) -> None:
         assert len(done.output.strip().splitlines()) == 1
     done = runner.invoke(app, ["promote", "f" * 32, "--model-name", "x", "--tracking-uri", store.uri])
     assert done.exit_code == 2 and "does not exist" in done.output
+
+
+def test_logged_test_metrics_are_reported_and_a_disagreeing_recomputation_is_named() -> None:
+    logged = {"test_loss": 0.289, "test_accuracy": 0.93, "test_f1": 0.92, "objective": 0.14, "loss": 0.14}
+    same, note = logged_test_metrics(logged, {"test_loss": 0.28900001, "test_accuracy": 0.93})
+    assert same == {"test_accuracy": 0.93, "test_f1": 0.92, "test_loss": 0.289} and note == ""
+    _, note = logged_test_metrics(logged, {"test_loss": 0.181, "test_accuracy": 0.93})
+    assert note == "recomputed through the served model, test_loss 0.1810 differs from the run's 0.2890"
+    mine, note = logged_test_metrics({"objective": 0.1}, {"test_loss": 0.2, "test_accuracy": 0.9})
+    assert mine == {"test_loss": 0.2, "test_accuracy": 0.9} and "logged no test metrics" in note
 
 
 def test_mlproject_promote_entry_point() -> None:

@@ -28,12 +28,9 @@ except ImportError:  # not installed: run from a checkout
     from mlflow_tune.diagnostics import rules as diagnostics_rules
     from mlflow_tune.diagnostics import verdict as diagnostics
 
-LABELS, Curves, diagnose, early_verdict = (
-    diagnostics.LABELS,
-    diagnostics.Curves,
-    diagnostics.diagnose,
-    diagnostics.early_verdict,
-)
+from mlflow_tune.diagnostics import LABELS, Curves
+
+diagnose, early_verdict = diagnostics.diagnose, diagnostics.early_verdict
 SENSITIVITY = (
     "DIVERGE_FACTOR",
     "STALL_CHANCE",

@@ -34,7 +34,10 @@ def promote(
         typer.echo(json.dumps(res.to_dict(), default=str))
         return
     scores = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in res.metrics.items())
-    typer.echo(f"chose trial {res.trial} (run {res.run_id}): {scores}")
+    typer.echo(f"chose trial {res.trial} (run {res.run_id}): {scores}"
+               + (" (as its run logged them)" if res.compared else ""))
+    if res.note:
+        typer.echo(f"  note: {res.note}")
     for p in res.passed_over:
         typer.echo(f"  passed over trial {p.trial} (run {p.run_id}): {p.reason}")
     state = "registered as" if res.created else "already registered as"

@@ -60,4 +60,8 @@ def print_search(outcome: Any) -> None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in outcome.best_metrics.items())
         typer.echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
         typer.echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    if outcome.winner:   # a final retrain: the configuration won on its mean over seeds
+        w = outcome.winner
+        typer.echo(f"  retrain winner (best mean over {w['seeds']} seeds): objective {w['mean']:.4g} "
+                   f"+- {w['std']:.2g}; runs {', '.join(w['run_ids'])}")
     typer.echo(ui_hint(outcome.tracking_uri))

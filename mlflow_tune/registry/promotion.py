@@ -25,12 +25,16 @@ class PromotionResult:
     version: str | None
     created: bool                     # False when the trial was already registered (idempotent)
     alias_moved: bool
-    metrics: dict[str, float]         # candidate on its test split
+    metrics: dict[str, float]         # the candidate's test metrics exactly as its run logged them
     incumbent_version: str | None = None
     incumbent_metrics: dict[str, float] = field(default_factory=dict)
     passed_over: tuple[PassedOver, ...] = ()
     reason: str = ""                  # why the alias moved or not, one clause
     message: str = ""                 # one line: what was chosen, registered, and the alias decision
+    # the candidate re-scored through its served model on its test rows, the numbers compared with
+    # the holder's on the same rows (a run may predate test metrics, or the holder another split)
+    compared: dict[str, float] = field(default_factory=dict)
+    note: str = ""                    # why `compared` differs from `metrics`, when it does
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -52,6 +56,8 @@ def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", all
     client = client_for(tracking_uri)
     trials = find_trials(client, parent_run_id)
     search_params = client.get_run(parent_run_id).data.params
+    compared: dict[str, float] = {}
+    recompute_note = ""
     if "objective" in search_params:   # a user's function: its own model and metrics, our data unknown
         chosen, passed, metrics = choose_logged(client, trials, allow)
         model_uri = chosen.tags[TAG + "model_uri"]
@@ -63,15 +69,35 @@ def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", all
         chosen, passed = choose(trials, allow)
         data = _test_split(chosen)
         model_uri = chosen.tags.get(TAG + "model_uri") or rebuild_model(client, chosen)
-        metrics = evaluate(model_uri, data)
-        RunLogger(client, chosen.run_id).log_metrics({f"promotion_{k}": v for k, v in metrics.items()})
+        compared = evaluate(model_uri, data)
+        RunLogger(client, chosen.run_id).log_metrics({f"promotion_{k}": v for k, v in compared.items()})
+        metrics, recompute_note = logged_test_metrics(chosen.metrics, compared)
         version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
         incumbent, inc_metrics, note = _incumbent(client, model_name, alias, version, data)
-        move, why = decide(metrics, incumbent, inc_metrics, note, force, version)
+        move, why = decide(compared, incumbent, inc_metrics, note, force, version)
     if move:
         client.set_registered_model_alias(model_name, alias, version)
     message = (f"trial {chosen.trial} (run {chosen.run_id}) -> {model_name} version {version}"
                f"{'' if created else ' (already registered)'}; alias {alias!r} "
                f"{'moved' if move else 'not moved'}: {why}")
     return PromotionResult(model_name, alias, parent_run_id, chosen.run_id, chosen.trial, model_uri, version,
-                           created, move, metrics, incumbent, inc_metrics, tuple(passed), why, message)
+                           created, move, metrics, incumbent, inc_metrics, tuple(passed), why, message,
+                           compared, recompute_note)
+
+
+# the served model's float32 probabilities against the loop's logits: equal to ~1e-6, not bit for bit
+AGREE = 1e-4
+
+
+def logged_test_metrics(logged: dict[str, float], recomputed: dict[str, float]) -> tuple[dict[str, float], str]:
+    """What promote reports for our loop's trial: its run's own test metrics, every one of them
+    (test_loss, test_accuracy, test_f1, ...), so the numbers equal the run page's.  A run without them
+    (test_fraction=0 cannot reach here; an older run might) reports the recomputed ones and says so;
+    a recomputation that disagrees is named, since the alias decision rests on it."""
+    own = {k: v for k, v in sorted(logged.items()) if k.startswith("test_")}
+    if not own:
+        return dict(recomputed), "the run logged no test metrics: recomputed on its test rows"
+    off = [k for k, v in recomputed.items() if k in own and abs(own[k] - v) > AGREE * max(1.0, abs(v))]
+    note = ("" if not off else "recomputed through the served model, " + ", ".join(
+        f"{k} {recomputed[k]:.4f} differs from the run's {own[k]:.4f}" for k in off))
+    return own, note

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from mlflow_tune.tracking.runs import TAG, trial_runs
@@ -38,6 +38,7 @@ class _Trial:
     diagnosis: str
     params: dict[str, str]
     tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)   # the run's latest logged values
 
 
 def check_alias(alias: str) -> None:
@@ -55,7 +56,9 @@ def check_allow(allow: Iterable[str]) -> None:
 
 
 def find_trials(client: MlflowClient, parent_run_id: str) -> list[_Trial]:
-    """Trials under a search: its children, and the children of its stage runs."""
+    """The trials a search's winner may come from: a staged search's final retrain winner's runs
+    (its `winner_run_ids` tag: the configuration with the best mean over seeds), else the last
+    stage's trials (earlier stages saw fewer epochs or less data), else all its trials."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -66,7 +69,14 @@ def find_trials(client: MlflowClient, parent_run_id: str) -> list[_Trial]:
     if role != "search":
         raise ConfigError(f"run {parent_run_id!r} is not a search (role {role or 'unset'!r}); "
                           "pass the parent run id that `mlflow-tune search` printed.")
-    return [_record(r) for r in trial_runs(client, str(parent.info.experiment_id), parent_run_id)]
+    trials = [_record(r) for r in trial_runs(client, str(parent.info.experiment_id), parent_run_id)]
+    winners = set(filter(None, parent.data.tags.get(TAG + "winner_run_ids", "").split(",")))
+    if winners:
+        return [t for t in trials if t.run_id in winners]
+    stages = [int(s) for t in trials if (s := t.tags.get(TAG + "stage", "")).isdigit()]
+    if stages:
+        return [t for t in trials if t.tags.get(TAG + "stage") == str(max(stages))]
+    return trials
 
 
 def _record(run: Run) -> _Trial:
@@ -76,7 +86,7 @@ def _record(run: Run) -> _Trial:
     return _Trial(run.info.run_id, int(index) if index.isdigit() else -1,
                   loss if loss is not None and math.isfinite(loss) else None,
                   tags.get(TAG + "outcome", "unknown"), tags.get(TAG + "diagnosis", ""),
-                  dict(run.data.params), tags)
+                  dict(run.data.params), tags, dict(run.data.metrics))
 
 
 def reason_passed_over(trial: _Trial, allow: Iterable[str]) -> str:

@@ -24,6 +24,7 @@ from mlflow_tune.training.data import DataSplits, balanced_batches, split
 from mlflow_tune.training.evaluation import Scores, evaluate, has_auc
 from mlflow_tune.training.models import Network, build_model
 from mlflow_tune.training.sanity import SanityReport, sanity_check
+from mlflow_tune.training.selection import Selection, Tracker
 
 if TYPE_CHECKING:
     from mlflow_tune.diagnostics.curves import Diagnosis
@@ -38,11 +39,15 @@ class TrainResult:
     config: TrainConfig
     status: str                         # one of STATUSES
     history: list[EpochRecord]
-    model: Network                      # holds the best checkpoint's weights
+    model: Network                      # holds the kept checkpoint's weights
     data: DataSplits
+    # The kept epoch (training.selection): its weights are the checkpoint and the test metrics',
+    # its val loss/accuracy are best_val_*, and `objective` is the selection's value there.
     best_epoch: int = -1
     best_val_loss: float = math.inf
     best_val_accuracy: float = 0.0
+    objective: float | None = None
+    selection: Selection = field(default_factory=Selection)
     test_loss: float = math.nan
     test_accuracy: float = math.nan
     test_f1: float = math.nan
@@ -195,8 +200,11 @@ def _train_epoch(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
 
 
 def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
-                data: DataSplits | None = None) -> TrainResult:
+                data: DataSplits | None = None, selection: Selection | None = None) -> TrainResult:
     """Train one model from `cfg`; every epoch goes to `callbacks`, in order.
+
+    `selection` says which epoch's weights are kept (and tested): by default the best of the
+    smoothed val loss (training.selection explains why not the single best epoch).
 
     The diagnosis guard (`diagnostics.guard.DiagnosisGuard`) is one of them when the caller
     wants it, first, so that it sets `result.diagnosis` before the others see the result.
@@ -210,7 +218,9 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
     for cb in callbacks:
         cb.on_train_start(cfg, data, model)
     t = _to_tensors(cfg, data, device)
-    result = TrainResult(cfg, "completed", [], model, data)
+    selection = selection or Selection()
+    result = TrainResult(cfg, "completed", [], model, data, selection=selection)
+    tracker = selection.tracker()
     if cfg.sanity_check:
         result.sanity = sanity_check(model, t.x_train, t.y_train, data.n_classes)
         for cb in callbacks:
@@ -219,7 +229,7 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
     rng = np.random.default_rng(cfg.seed)
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
-        if _run_epoch(cfg, epoch, model, opt, t, data, rng, result, callbacks):
+        if _run_epoch(cfg, epoch, model, opt, t, data, rng, result, callbacks, tracker):
             break
     result.seconds = time.perf_counter() - start
     if result.best_state:
@@ -233,7 +243,7 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
 
 def _run_epoch(cfg: TrainConfig, epoch: int, model: Network, opt: torch.optim.Optimizer, t: _Tensors,
                data: DataSplits, rng: np.random.Generator, result: TrainResult,
-               callbacks: Sequence[TrainCallback]) -> bool:
+               callbacks: Sequence[TrainCallback], tracker: Tracker) -> bool:
     """One epoch plus bookkeeping; returns True when training must stop."""
     tic = time.perf_counter()
     lr = opt.param_groups[0]["lr"]
@@ -256,8 +266,9 @@ def _run_epoch(cfg: TrainConfig, epoch: int, model: Network, opt: torch.optim.Op
     result.history.append(record)
     if not math.isfinite(val_loss):
         result.status, result.stop_reason = "nonfinite", f"validation loss {val_loss} at epoch {epoch}"
-    elif val_loss < result.best_val_loss:
+    elif tracker.update(getattr(record, result.selection.metric)):
         result.best_val_loss, result.best_val_accuracy, result.best_epoch = val_loss, val_acc, epoch
+        result.objective = tracker.value
         result.best_state = copy.deepcopy(model.state_dict())
     reasons = [r for cb in callbacks if (r := cb.on_epoch_end(record, result.history))]
     if result.status == "nonfinite":
@@ -266,9 +277,13 @@ def _run_epoch(cfg: TrainConfig, epoch: int, model: Network, opt: torch.optim.Op
         result.status, result.stop_reason = "stopped", reasons[0]
         return True
     patience = cfg.early_stopping_patience
-    if patience and epoch - result.best_epoch >= patience:
+    # patience counts from the kept epoch (the selection's improvement); `last` keeps every epoch,
+    # so there it counts from the raw best val loss
+    best = result.best_epoch if result.selection.how != "last" else int(np.argmin([r.val_loss for r in result.history]))
+    if patience and epoch - best >= patience:
+        metric = result.selection.metric if result.selection.how != "last" else "val_loss"
         result.status = "early_stopped"
-        result.stop_reason = f"no val_loss improvement for {patience} epochs (best at epoch {result.best_epoch})"
+        result.stop_reason = f"no {metric} improvement for {patience} epochs (best at epoch {best})"
         return True
     new_lr = plateau_decay([r.val_loss for r in result.history], lr, cfg.lr_decay, cfg.lr_patience)
     for group in opt.param_groups:

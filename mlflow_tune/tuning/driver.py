@@ -249,7 +249,8 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns
                      background_writes=s.parallel <= 1 and not s.project, experiment_id=level.experiment_id,
                      objective=level.objective, budget=dict(level.budget),
                      threads=threads_per_trial(s.parallel) if level.objective is not None and s.parallel > 1 else 0,
-                     search_run_id=level.search_run_id or level.parent.run_id, curve_keys=dict(level.curve_keys))
+                     search_run_id=level.search_run_id or level.parent.run_id, curve_keys=dict(level.curve_keys),
+                     objective_rule=s.objective)
 
 
 def _log_kept_models(level: Level, board: Board, writer: Writer | None) -> None:

@@ -118,7 +118,7 @@ class Trial:
         """The outcome from what was reported, written to the run in one job (the outcome tag last)."""
         spec = self._spec
         judge = self._judge
-        objective = best_of(judge.points(), spec.mode)
+        objective = best_of(judge.points(), spec.mode, spec.objective_rule)
         status = "nonconvergent" if judge.verdict else "pruned" if judge.stopped else "completed"
         loss = spec.oriented(objective) if objective is not None else None
         steps = max((len(v) for v in judge.history.values()), default=0)

@@ -41,7 +41,7 @@ def run_project_trial(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
             stopped = watch.follow(proc)
         run.log_file(log)
     ok = proc.returncode == 0
-    objective = best_of(watch.points(), spec.mode)
+    objective = best_of(watch.points(), spec.mode, spec.objective_rule)
     status = ("nonconvergent" if watch.verdict else "pruned") if stopped else \
         "completed" if ok and objective is not None else "failed"
     loss = spec.oriented(objective) if objective is not None else None

@@ -6,7 +6,6 @@ worker, the driver can still end the run and the search can resume.
 
 from __future__ import annotations
 
-import math
 import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, client_for, finite
 from mlflow_tune.training.config import from_mapping
 from mlflow_tune.tuning.function import run_function
 from mlflow_tune.tuning.project_trial import run_project_trial
-from mlflow_tune.tuning.trial import Board, PruningCallback, TrialOutcome, TrialSpec, best_of, worker_name
+from mlflow_tune.tuning.trial import Board, PruningCallback, TrialOutcome, TrialSpec, worker_name
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Forwarding, RunWrite, Writer
@@ -57,6 +56,7 @@ def run_trial(spec: TrialSpec, board: Board) -> TrialOutcome:
 def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board) -> TrialOutcome:
     from mlflow_tune.diagnostics.guard import DiagnosisGuard
     from mlflow_tune.training.loop import train_model
+    from mlflow_tune.training.selection import Selection
 
     cfg = from_mapping(spec.config)
     pruning = PruningCallback(spec, board)
@@ -67,7 +67,9 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
                              plot_at_end=False, first_epoch_at_once=False, hold_end=True,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": worker_name()})
     try:
-        result = train_model(cfg, [DiagnosisGuard(), pruning, tracker])
+        # the kept weights, their test metrics and the objective all come from one epoch
+        result = train_model(cfg, [DiagnosisGuard(), pruning, tracker],
+                             selection=Selection(spec.metric, spec.mode, spec.objective_rule))
         outcome, last = _outcome(spec, result, pruning, board)
     except BaseException:
         tracker.flush()   # params and epochs so far go in before run_trial records the failure
@@ -87,8 +89,7 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     from mlflow_tune.tracking.models import model_parts
     from mlflow_tune.tracking.writer import RunWrite
 
-    values = [getattr(r, spec.metric) for r in result.history]
-    objective = best_of([math.nan if v is None else v for v in values], spec.mode)
+    objective = result.objective
     if pruning.reason:
         status = "pruned"
     elif result.status == "nonfinite" or result.stop_reason.startswith("nonconvergent"):

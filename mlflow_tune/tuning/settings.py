@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from mlflow_tune.training.config import ConfigError, check_names
+from mlflow_tune.training.selection import OBJECTIVES
 
 ALGOS = ("tpe", "random", "anneal", "grid")
 PRUNERS = ("none", "median", "asha")
@@ -51,6 +52,7 @@ class SearchSettings:
     parallel: int = 1
     metric: str = "val_loss"          # per-epoch metric the objective and the pruners read
     mode: str = ""
+    objective: str = "smoothed"       # best | smoothed | last epoch of the metric (training.selection)
     pruning: str = "median"
     pruning_warmup: int = 2           # epochs before a trial may be pruned
     min_trials_for_pruning: int = 3   # earlier trials the median pruner needs at an epoch
@@ -79,6 +81,7 @@ class SearchSettings:
         if natural is not None and self.mode != natural:
             raise ConfigError(f"search.mode={self.mode!r} does not fit metric {self.metric!r}; "
                               f"use mode {natural!r} or leave it out.")
+        _one_of("search.objective", self.objective, OBJECTIVES)
         _one_of("search.pruning", self.pruning, PRUNERS)
         _one_of("search.executor", self.executor, EXECUTORS)
         _one_of("search.env_manager", self.env_manager, ENV_MANAGERS)

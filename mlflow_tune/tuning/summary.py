@@ -31,6 +31,9 @@ class SearchOutcome:
     best_metrics: dict[str, float] = field(default_factory=dict)
     stopped_by: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    # a staged search's final retrain: the configuration with the best mean over its seeds (ties:
+    # the smaller spread), {"params", "seeds", "mean", "std", "run_ids"}; empty otherwise
+    winner: dict[str, Any] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -42,7 +45,7 @@ class SearchOutcome:
                 "tracking_uri": self.tracking_uri, "stopped_by": self.stopped_by, "counts": self.counts,
                 "best_run_id": best.run_id if best else None, "best_trial": best.tid if best else None,
                 "best_params": best.params if best else {}, "best_objective": best.objective if best else None,
-                "best_metrics": self.best_metrics}
+                "best_metrics": self.best_metrics, "winner": self.winner}
 
 
 def counts_of(trials: list[TrialOutcome]) -> dict[str, int]:
@@ -82,10 +85,24 @@ def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> Sea
         tags[TAG + "best_trial"] = str(best.tid)
         tags.update({f"{TAG}best.{k}": str(v) for k, v in best.params.items()})
         log_best_params(parent, {**{k: v for k, v in child.params.items()}, **best.params})
+    winner = retrain_winner(result.candidates)
+    if winner:
+        # the runs `promote` picks from, and the figures the choice rests on: the mean, not one seed
+        tags[TAG + "winner_run_ids"] = ",".join(winner["run_ids"])
+        metrics.update(finite({"winner_mean": winner["mean"], "winner_std": winner["std"],
+                               "winner_seeds": float(winner["seeds"])}))
     parent.log_batch([(k, v, 0) for k, v in metrics.items()], tags=tags)   # one commit
     client = parent.client
     return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,
-                         best_metrics, result.stopped_by, counts)
+                         best_metrics, result.stopped_by, counts, winner)
+
+
+def retrain_winner(candidates: list[TrialOutcome] | None) -> dict[str, Any]:
+    """The one configuration the candidates hold when they are its seeds (a final retrain), else {}."""
+    rows = retrain_table(candidates or [])
+    if len(rows) != 1 or rows[0]["seeds"] < 2:
+        return {}
+    return {k: rows[0][k] for k in ("params", "seeds", "mean", "std", "run_ids")}
 
 
 def log_best_params(parent: RunLogger, params: dict[str, Any]) -> None:
@@ -118,7 +135,8 @@ def summarise_stage(run: RunLogger, stage: StageSettings, result: LevelResult) -
 
 
 def retrain_table(outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
-    """Mean and spread of the objective per configuration over its seeds, best mean first."""
+    """Mean and spread of the objective per configuration over its seeds: best mean first, ties by
+    the smaller spread (the steadier configuration), then by the first run."""
     groups: dict[str, list[TrialOutcome]] = {}
     for o in outcomes:
         # str(): trials restored from MLflow on resume carry their params as strings
@@ -134,4 +152,4 @@ def retrain_table(outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
         rows.append({"params": params, "seeds": len(values), "mean": statistics.fmean(values),
                      "std": statistics.pstdev(values), "mean_loss": statistics.fmean(losses),
                      "run_ids": [o.run_id for o in runs]})
-    return sorted(rows, key=lambda r: r["mean_loss"])
+    return sorted(rows, key=lambda r: (r["mean_loss"], r["std"]))

@@ -41,6 +41,7 @@ class TrialSpec:
     threads: int = 0                # torch threads for a user function (0: leave as is)
     search_run_id: str = ""         # the search's parent run
     curve_keys: dict[str, str] = field(default_factory=dict)   # e.g. {"val_loss": "valid/loss"}: what to diagnose
+    objective_rule: str = "smoothed"   # search.objective: best | smoothed | last (training.selection)
 
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""
@@ -52,7 +53,7 @@ class TrialOutcome:
     tid: int
     run_id: str
     status: str                     # one of OUTCOMES
-    objective: float | None = None  # best value of the metric, in its own units
+    objective: float | None = None  # the metric as search.objective summarises it, in its own units
     loss: float | None = None       # objective oriented so that lower is better (what hyperopt sees)
     diagnosis: str = ""
     epochs: int = 0
@@ -142,8 +143,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def best_of(values: Sequence[float], mode: str) -> float | None:
-    good = [v for v in values if math.isfinite(v)]
-    if not good:
-        return None
-    return min(good) if mode == "min" else max(good)
+def best_of(values: Sequence[float], mode: str, how: str = "best") -> float | None:
+    """The objective of a whole curve under rule `how` (training.selection.pick); None if no value is finite."""
+    from mlflow_tune.training.selection import pick
+
+    found = pick(values, mode, how)
+    return None if found is None else found[1]

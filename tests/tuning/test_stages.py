@@ -16,10 +16,11 @@ import yaml
 from helpers import start_search_cli
 from mlflow import MlflowClient
 
+from mlflow_tune.registry.trials import find_trials
 from mlflow_tune.tracking.runs import child_runs
 from mlflow_tune.tuning.stages import plan_stage, top_trials
 from mlflow_tune.tuning.study import search
-from mlflow_tune.tuning.summary import retrain_table
+from mlflow_tune.tuning.summary import retrain_table, retrain_winner
 from mlflow_tune.tuning.trial import TrialOutcome
 from mlflow_tune.tuning.tunefile import TuneConfig, load_tune_file, parse_tune_config
 
@@ -152,6 +153,19 @@ def test_retrain_points_are_the_top_configs_times_seeds_with_held_values() -> No
     assert plan.base["epochs"] == 9 and plan.reasons == ("retrain top 2 x 3 seeds",)
 
 
+def test_retrain_winner_is_the_best_mean_not_the_luckiest_seed_and_ties_go_to_the_steadier() -> None:
+    lucky = [TrialOutcome(0, "l0", "completed", 0.05, 0.05, params={"lr": 0.1, "seed": 0}),
+             TrialOutcome(1, "l1", "completed", 0.35, 0.35, params={"lr": 0.1, "seed": 1})]
+    steady = [TrialOutcome(2, "s0", "completed", 0.15, 0.15, params={"lr": 0.01, "seed": 0}),
+              TrialOutcome(3, "s1", "completed", 0.17, 0.17, params={"lr": 0.01, "seed": 1})]
+    assert retrain_table(lucky + steady)[0]["run_ids"] == ["s0", "s1"]   # mean 0.16 beats 0.20 (best seed 0.05)
+    same_mean = [TrialOutcome(4, "w0", "completed", 0.10, 0.10, params={"lr": 0.5, "seed": 0}),
+                 TrialOutcome(5, "w1", "completed", 0.22, 0.22, params={"lr": 0.5, "seed": 1})]
+    assert retrain_table(same_mean + steady)[0]["run_ids"] == ["s0", "s1"]   # 0.16 each: spread 0.01 < 0.06
+    assert retrain_winner(steady)["run_ids"] == ["s0", "s1"] and retrain_winner(steady)["seeds"] == 2
+    assert retrain_winner(lucky + steady) == {} and retrain_winner(steady[:1]) == {} and retrain_winner(None) == {}
+
+
 def test_retrain_table_mean_and_spread_per_configuration() -> None:
     runs = [TrialOutcome(0, "a0", "completed", 0.90, -0.90, params={"lr": 0.01, "seed": 0}),
             TrialOutcome(1, "a1", "completed", 0.80, -0.80, params={"lr": "0.01", "seed": "1"}),  # restored
@@ -238,6 +252,11 @@ def test_staged_search_builds_the_run_hierarchy(tracking_uri: str, tmp_path: Pat
     assert best_id == out.best.run_id and best_id in last and best_id in rows[0]["run_ids"]
     assert out.best.loss == min(last[r].data.metrics["objective"] for r in rows[0]["run_ids"])
     assert parent.data.metrics["n_trials"] == 10
+    # the winning configuration (best mean) is named on the parent, and promote picks only from it
+    assert parent.data.tags[TAG + "winner_run_ids"].split(",") == rows[0]["run_ids"] == out.winner["run_ids"]
+    assert parent.data.metrics["winner_mean"] == pytest.approx(rows[0]["mean"])
+    assert parent.data.metrics["winner_std"] == pytest.approx(rows[0]["std"])
+    assert sorted(t.run_id for t in find_trials(client, out.parent_run_id)) == sorted(rows[0]["run_ids"])
 
 
 def _wait_in_stage(client: MlflowClient, proc: subprocess.Popen[bytes], stage: str,

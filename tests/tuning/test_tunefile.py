@@ -94,6 +94,7 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     ({"search": {"max_trails": 3}}, ["unknown search key 'max_trails'", "did you mean 'max_trials'"]),
     ({"search": {"algo": "bayes"}}, ["search.algo='bayes' is not valid", "tpe, random, anneal, grid"]),
     ({"search": {"pruning": "hyperband"}}, ["search.pruning='hyperband'", "none, median, asha"]),
+    ({"search": {"objective": "mean"}}, ["search.objective='mean' is not valid", "best, smoothed, last"]),
     ({"search": {"metric": "loss"}}, ["search.metric='loss'", "val_loss"]),
     ({"search": {"metric": "val_accuracy", "mode": "min"}}, ["search.mode='min' does not fit"]),
     ({"search": {"max_trials": 0}}, ["search.max_trials=0 is out of range"]),
