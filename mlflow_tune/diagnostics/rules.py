@@ -58,6 +58,22 @@ MAJORITY_MARGIN = 0.01
 # stall rule uses): class weights and oversampling trade majority hits for minority ones, so such a run's
 # accuracy may end below the majority rate while every class is found.  A constant answer scores 1/C.
 MAJORITY_BALANCED_SKILL = 0.1
+# --- added for issue 13, for runs of other families (recurrent, 2-D toy tasks, other optimisers):
+# chance level: accuracy within 2 points of always answering one class (about 1.5 standard errors
+# of an accuracy near 0.1 on 400 rows) together with a loss >= STALL_CHANCE x ln(C)
+CHANCE_ACC_MARGIN = 0.02
+# validation swings (AUTOTRAINER ol_judge on the val curves): accuracy pairs of >= 10 points (twice
+# AUTOTRAINER's 0.05: a val split of a few hundred rows moves ~2-3 points by sampling alone), loss
+# peaks >= 50% above the trough before them and above GL_FLOOR x chance in absolute terms
+OSC_VAL_ACC_AMPLITUDE = 0.10
+OSC_VAL_LOSS_RELATIVE = 0.5
+# cut short: still at chance level but the loss fell >= 5% of ln(C) over its last (up to 5) epochs
+# and is at its lowest at the end (a tiny learning rate moves it ~1%/epoch or less near chance)
+CUT_FALL = 0.05
+# overfit in the loss alone: Prechelt GL >= 50% (the no-accuracy rule's bar) while the train loss
+# ends at <= 70% of its value at the best val epoch
+GL_LOSS_OVERFIT = 50.0
+TRAIN_FELL = 0.7
 
 
 def first_nonfinite(xs: Sequence[float]) -> int | None:
@@ -125,6 +141,21 @@ def oscillations(xs: Sequence[float], amplitude: float) -> int:
         if xs[i] <= xs[i - 1] and xs[i] <= xs[i + 1]:
             troughs.append(xs[i])
     return sum(1 for p, t in zip(peaks, troughs, strict=False) if p - t >= amplitude)
+
+
+def relative_oscillations(xs: Sequence[float], relative: float, floor: float) -> int:
+    """:func:`oscillations` with the amplitude relative to the level: a peak counts when it lies
+    >= ``relative`` above the trough before it (and >= ``floor`` in absolute terms).  A val loss
+    swinging 0.08 <-> 0.22 is a large swing although 0.14 nats is small next to ln(C)."""
+    count, trough = 0, None
+    for i in range(1, len(xs) - 1):
+        if xs[i] <= xs[i - 1] and xs[i] <= xs[i + 1]:
+            trough = xs[i]
+        elif trough is not None and xs[i] >= xs[i - 1] and xs[i] >= xs[i + 1]:
+            if xs[i] - trough >= max(relative * trough, floor):
+                count += 1
+            trough = None
+    return count
 
 
 def max_rise(xs: Sequence[float]) -> float:

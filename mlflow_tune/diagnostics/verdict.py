@@ -15,73 +15,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from mlflow_tune.diagnostics import advice as adv
-from mlflow_tune.diagnostics import rules
+from mlflow_tune.diagnostics import rules, symptoms
+from mlflow_tune.diagnostics.context import Ctx, context, nonconvergent
+from mlflow_tune.diagnostics.context import conf as _conf
 from mlflow_tune.diagnostics.curves import Curves, Diagnosis
 
 
-def _conf(value: float, threshold: float, scale: float) -> float:
-    """0.5 at the threshold, rising linearly with the margin, capped at 0.99."""
-    if not math.isfinite(value):
-        return 0.99
-    return max(0.5, min(0.99, 0.5 + 0.5 * (value - threshold) / scale))
-
-
-@dataclass(frozen=True)
-class _Ctx:
-    c: Curves
-    n_classes: int | None
-    loss: tuple[float, ...]  # train loss if logged, else val loss
-    loss_name: str
-    ref: float  # chance loss ln(C), else the first logged loss
-    ref_name: str
-    params: Mapping[str, object] | None
-
-
-def _context(curves: Curves, n_classes: int | None, params: Mapping[str, object] | None) -> _Ctx:
-    if n_classes is None:
-        guess = adv.num(params, "n_classes")
-        n_classes = int(guess) if guess and guess >= 2 else None
-    loss, name = (curves.train_loss, "train loss") if curves.train_loss else (curves.val_loss, "val loss")
-    if n_classes and n_classes >= 2:
-        return _Ctx(
-            curves, n_classes, loss, name, math.log(n_classes), f"ln(C)={math.log(n_classes):.3g}", params
-        )
-    first = loss[0] if loss and math.isfinite(loss[0]) and loss[0] > 0 else 1.0
-    return _Ctx(curves, None, loss, name, first, f"first {name} {first:.3g}", params)
-
-
-def _nonconvergent(ctx: _Ctx, detail: str, confidence: float, evidence: str) -> Diagnosis:
-    return Diagnosis("nonconvergent", detail, confidence, evidence, adv.nonconvergent_advice(ctx.params, detail))
-
-
-def _check_nonfinite(ctx: _Ctx) -> Diagnosis | None:
+def _check_nonfinite(ctx: Ctx) -> Diagnosis | None:
     c = ctx.c
     for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
         xs: tuple[float, ...] = getattr(c, name)
         i = rules.first_nonfinite(xs)
         if i is not None:
             last = f"; last finite value {xs[i - 1]:.4g}" if i > 0 else ""
-            return _nonconvergent(ctx, "nan", 1.0, f"{name} is {xs[i]} at epoch {i}{last}")
+            return nonconvergent(ctx, "nan", 1.0, f"{name} is {xs[i]} at epoch {i}{last}")
     return None
 
 
-def _check_diverged(ctx: _Ctx) -> Diagnosis | None:
+def _check_diverged(ctx: Ctx) -> Diagnosis | None:
     if not ctx.loss:
         return None
     end = rules.tail_mean(ctx.loss, 2)
     if end >= rules.DIVERGE_FACTOR * ctx.ref:
         ratio = end / ctx.ref
         ev = f"{ctx.loss_name} ends at {end:.4g} = {ratio:.1f}x {ctx.ref_name} (>= {rules.DIVERGE_FACTOR:g}x)"
-        return _nonconvergent(
+        return nonconvergent(
             ctx, "diverged", _conf(end / ctx.ref, rules.DIVERGE_FACTOR, rules.DIVERGE_FACTOR), ev
         )
     return None
 
 
-def _check_stalled(ctx: _Ctx) -> Diagnosis | None:
+def _check_stalled(ctx: Ctx) -> Diagnosis | None:
     loss, acc = ctx.loss, ctx.c.train_accuracy or ctx.c.val_accuracy
     if loss:
         if ctx.n_classes:
@@ -94,7 +60,9 @@ def _check_stalled(ctx: _Ctx) -> Diagnosis | None:
                     f"{name} ends at {end:.4g} = {end / ctx.ref:.2f}x chance loss {ctx.ref_name} "
                     f"(>= {rules.STALL_CHANCE:g}x) after {len(loss)} epochs"
                 )
-                return _nonconvergent(ctx, "stalled", _conf(end / ctx.ref, rules.STALL_CHANCE, 0.2), ev)
+                if symptoms.still_falling(ctx):
+                    return symptoms.cut_short(ctx, ev)
+                return nonconvergent(ctx, "stalled", _conf(end / ctx.ref, rules.STALL_CHANCE, 0.2), ev)
             return None
         drop = (loss[0] - min(loss)) / loss[0] if loss[0] > 0 else 0.0
         if drop < rules.STALL_DECREASE:
@@ -102,7 +70,9 @@ def _check_stalled(ctx: _Ctx) -> Diagnosis | None:
                 f"{ctx.loss_name} fell only {100 * drop:.1f}% from its first value {loss[0]:.4g} over "
                 f"{len(loss)} epochs (< {100 * rules.STALL_DECREASE:g}%)"
             )
-            return _nonconvergent(
+            if symptoms.still_falling(ctx):
+                return symptoms.cut_short(ctx, ev)
+            return nonconvergent(
                 ctx, "stalled", _conf(rules.STALL_DECREASE - drop, 0.0, rules.STALL_DECREASE), ev
             )
         return None
@@ -110,15 +80,15 @@ def _check_stalled(ctx: _Ctx) -> Diagnosis | None:
     # epoch-to-epoch rise < 0.01) on an accuracy that never got high
     if ctx.n_classes and rules.skill(max(acc), ctx.n_classes) < 0.1:
         ev = f"accuracy never above {max(acc):.3f} (chance {1 / ctx.n_classes:.3f}) in {len(acc)} epochs"
-        return _nonconvergent(ctx, "stalled", 0.8, ev)
+        return nonconvergent(ctx, "stalled", 0.8, ev)
     if not ctx.n_classes and rules.max_rise(acc) < 0.01 and max(acc) - min(acc) < 0.01 and max(acc) < 0.7:
         rise = rules.max_rise(acc)
         ev = f"accuracy constant at {acc[-1]:.3f} over {len(acc)} epochs (largest rise {rise:.3f})"
-        return _nonconvergent(ctx, "stalled", 0.6, ev)
+        return nonconvergent(ctx, "stalled", 0.6, ev)
     return None
 
 
-def _check_oscillating(ctx: _Ctx) -> Diagnosis | None:
+def _check_oscillating(ctx: Ctx) -> Diagnosis | None:
     if ctx.loss:
         series, amp, what = ctx.loss, rules.OSC_LOSS_AMPLITUDE * ctx.ref, ctx.loss_name
     else:
@@ -133,11 +103,11 @@ def _check_oscillating(ctx: _Ctx) -> Diagnosis | None:
             f"{what}: {count} peak/trough pairs of amplitude >= {amp:.3g} in {len(series)} epochs "
             f"(>= {need:.0f}); ends at {series[-1]:.4g}, best {min(series) if ctx.loss else max(series):.4g}"
         )
-        return _nonconvergent(ctx, "oscillating", _conf(count, need, need), ev)
+        return nonconvergent(ctx, "oscillating", _conf(count, need, need), ev)
     return None
 
 
-def _check_overfit(ctx: _Ctx) -> Diagnosis | None:
+def _check_overfit(ctx: Ctx) -> Diagnosis | None:
     c = ctx.c
     gl, best = rules.generalisation_loss(c.val_loss, rules.GL_FLOOR * ctx.ref) if c.val_loss else (0.0, None)
     gap = (
@@ -146,7 +116,8 @@ def _check_overfit(ctx: _Ctx) -> Diagnosis | None:
         else None
     )
     if gap is not None:
-        hit = (gl >= rules.GL_OVERFIT and gap >= rules.GAP_OVERFIT) or gap >= rules.GAP_ALONE
+        hit = ((gl >= rules.GL_OVERFIT and gap >= rules.GAP_OVERFIT) or gap >= rules.GAP_ALONE
+               or symptoms.loss_only_overfit(ctx, gl, best or 0))
         conf = max(
             _conf(gap, rules.GAP_OVERFIT, 0.2),
             _conf(gl, rules.GL_OVERFIT, 100.0) if gl >= rules.GL_OVERFIT else 0.0,
@@ -171,7 +142,13 @@ def _check_overfit(ctx: _Ctx) -> Diagnosis | None:
     return Diagnosis("overfit", "high_variance", conf, "; ".join(parts), adv.overfit_advice(ctx.params, best))
 
 
-def _check_majority(ctx: _Ctx, majority: float | None) -> Diagnosis | None:
+def _check_chance(ctx: Ctx, majority: float | None) -> Diagnosis | None:
+    found = symptoms.check_chance(ctx, majority)
+    falling = found and symptoms.still_falling(ctx, ctx.c.val_loss or ctx.c.train_loss)
+    return symptoms.cut_short(ctx, found.evidence) if found and falling else found
+
+
+def _check_majority(ctx: Ctx, majority: float | None) -> Diagnosis | None:
     """Never healthy when no better than always answering the majority class (rules.MAJORITY_MARGIN)."""
     accs = [a for a in ctx.c.val_accuracy if math.isfinite(a)]
     if majority is None or not math.isfinite(majority) or not accs:
@@ -189,7 +166,7 @@ def _check_majority(ctx: _Ctx, majority: float | None) -> Diagnosis | None:
     return Diagnosis("underfit", "majority_class", conf, ev, adv.majority_advice(ctx.params))
 
 
-def _fit(ctx: _Ctx) -> tuple[float, str] | None:
+def _fit(ctx: Ctx) -> tuple[float, str] | None:
     """How much of the chance level the run still has: loss share of chance, or missing skill."""
     c = ctx.c
     if c.train_loss or c.val_loss:
@@ -204,7 +181,7 @@ def _fit(ctx: _Ctx) -> tuple[float, str] | None:
     return (1 - s) / (1 - rules.UNDERFIT_SKILL), f"accuracy ends at {max(accs):.3f} (skill above chance {s:.2f})"
 
 
-def _check_fit(ctx: _Ctx, planned_epochs: int | None) -> Diagnosis:
+def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     c = ctx.c
     fit = _fit(ctx)
     if fit is None:
@@ -242,7 +219,7 @@ def diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: in
     first: a broken run's other numbers mean nothing), then overfit, then no better than the majority
     class (``majority_rate``: the share of the most frequent class in the validation split), then
     underfit vs healthy."""
-    ctx = _context(curves, n_classes, params)
+    ctx = context(curves, n_classes, params)
     series = [curves.train_loss, curves.val_loss, curves.train_accuracy, curves.val_accuracy]
     n = max(len(xs) for xs in series)
     if n == 0:
@@ -254,8 +231,10 @@ def diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: in
             return found
     if n < rules.MIN_EPOCHS:
         return Diagnosis("unknown", "too_few_epochs", 0.0, f"only {n} epoch(s) logged; need {rules.MIN_EPOCHS}")
-    # oscillating before stalled: a loss swinging around 2x ln(C) is unstable rather than stuck
-    for check in (_check_oscillating, _check_stalled, _check_overfit):
+    # oscillating before stalled: a loss swinging around 2x ln(C) is unstable rather than stuck;
+    # chance level before the val swings and overfitting: nothing else about such a run means much
+    for check in (_check_oscillating, _check_stalled, lambda x: _check_chance(x, majority_rate),
+                  symptoms.check_val_swings, _check_overfit):
         found = check(ctx)
         if found:
             return found
@@ -267,7 +246,7 @@ def early_verdict(curves: Curves, *, n_classes: int | None = None, stop_stalled:
     lost, else None.  Conservative: non-finite values at once; divergence only when the loss is >= 3x
     both its start and the chance loss for 2 epochs in a row (one bad SGD epoch is not enough); a stall
     only if asked, with C known, after 5 epochs of train AND val loss at >= 95% of ln(C), falling < 1%."""
-    ctx = _context(curves, n_classes, None)
+    ctx = context(curves, n_classes, None)
     found = _check_nonfinite(ctx)
     if found or len(ctx.loss) < 2:
         return found
@@ -278,14 +257,14 @@ def early_verdict(curves: Curves, *, n_classes: int | None = None, stop_stalled:
             f"{ctx.loss_name} {last2[0]:.4g}, {last2[1]:.4g} in the last 2 epochs"
             f" >= {rules.DIVERGE_FACTOR:g}x {base:.4g} (its start or ln(C))"
         )
-        return _nonconvergent(ctx, "diverged", 0.95, ev)
+        return nonconvergent(ctx, "diverged", 0.95, ev)
     if stop_stalled and n_classes and n_classes >= 2 and _stalled_live(ctx):
         ev = f"{ctx.loss_name} within 5% of chance {ctx.ref_name} for 5 epochs (last {ctx.loss[-1]:.4g})"
-        return _nonconvergent(ctx, "stalled", 0.9, ev)
+        return nonconvergent(ctx, "stalled", 0.9, ev)
     return None
 
 
-def _stalled_live(ctx: _Ctx) -> bool:
+def _stalled_live(ctx: Ctx) -> bool:
     """Every logged loss (train and val) has sat at >= 95% of ln(C) for 5 epochs without ever dropping
     1% below where the window started.  Both curves, because a heavy-dropout run's train-mode loss
     can hover at chance while its val loss is already falling (seen in the benchmark replay)."""

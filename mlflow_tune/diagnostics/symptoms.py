@@ -1,0 +1,88 @@
+"""Checks added after runs from other families than the benchmark's MLPs fooled the first rules
+(issue 13): a run that ends at chance level, validation curves that swing, a budget cut short while
+the loss still falls, and overfitting that shows in the loss only.  Each names its threshold in
+:mod:`mlflow_tune.diagnostics.rules` and says why."""
+
+from __future__ import annotations
+
+from mlflow_tune.diagnostics import advice as adv
+from mlflow_tune.diagnostics import rules
+from mlflow_tune.diagnostics.context import Ctx, conf, nonconvergent
+from mlflow_tune.diagnostics.curves import Diagnosis
+
+
+def check_chance(ctx: Ctx, majority: float | None) -> Diagnosis | None:
+    """The run ends where guessing the class prior ends: loss near ln(C) and accuracy near 1/C (or the
+    majority rate).  Whatever its first loss: a spike to 30 nats that settles at ln(C) ended far below
+    its start, yet learned nothing.  Needs C: without it ln(C) is unknown (the majority rule still
+    flags an accuracy at the majority rate)."""
+    c = ctx.c
+    acc = c.val_accuracy or c.train_accuracy
+    # the validation curves when logged: a heavy-dropout run's train-mode loss sits at chance while
+    # its val loss is fine; a run that memorises its train split (train accuracy far above val) is
+    # left to the overfit rule
+    loss = c.val_loss or c.train_loss
+    if not ctx.n_classes or not acc or not loss:
+        return None
+    if c.train_accuracy and c.val_accuracy and (
+            rules.tail_mean(c.train_accuracy, 2) - rules.tail_mean(c.val_accuracy, 2) >= rules.GAP_ALONE):
+        return None
+    end_acc, end_loss = rules.tail_mean(acc, 2), rules.tail_mean(loss, 2)
+    base = max(1.0 / ctx.n_classes, majority or 0.0)
+    if end_acc > base + rules.CHANCE_ACC_MARGIN or end_loss < rules.STALL_CHANCE * ctx.ref:
+        return None
+    ev = (f"ends at chance level: loss {end_loss:.4g} = {end_loss / ctx.ref:.2f}x {ctx.ref_name}, accuracy "
+          f"{end_acc:.3f} vs {base:.3f} for always answering one class")
+    if ctx.loss and ctx.loss[0] > 2 * ctx.ref:
+        ev += f" (first {ctx.loss_name} {ctx.loss[0]:.4g}: it fell back to chance, not below it)"
+    return nonconvergent(ctx, "stalled", conf(end_loss / ctx.ref, rules.STALL_CHANCE, 0.2), ev)
+
+
+def check_val_swings(ctx: Ctx) -> Diagnosis | None:
+    """AUTOTRAINER's ol_judge on the validation curves, which the train loss hides (its per-epoch mean
+    smooths the swings of the weights the epoch ends with): val accuracy swinging by >= 10 points, or
+    val loss peaks >= 50% above the trough before them, in >= 20% of the epochs (at least 2 pairs)."""
+    c, n = ctx.c, max(len(ctx.c.val_accuracy), len(ctx.c.val_loss))
+    need = max(2.0, rules.OSC_RATE * n)
+    found: list[str] = []
+    if c.val_accuracy:
+        count = rules.oscillations(c.val_accuracy, rules.OSC_VAL_ACC_AMPLITUDE)
+        if count >= need:
+            found.append(f"val accuracy: {count} swings of >= {rules.OSC_VAL_ACC_AMPLITUDE:g} in {n} epochs")
+    if c.val_loss:
+        count = rules.relative_oscillations(c.val_loss, rules.OSC_VAL_LOSS_RELATIVE, rules.GL_FLOOR * ctx.ref)
+        if count >= need:
+            found.append(f"val loss: {count} peaks >= {100 * rules.OSC_VAL_LOSS_RELATIVE:.0f}% above the trough "
+                         f"before them in {n} epochs")
+    if not found:
+        return None
+    return nonconvergent(ctx, "oscillating", 0.8 if len(found) == 2 else 0.65, "; ".join(found) + f" (>= {need:.0f})")
+
+
+def still_falling(ctx: Ctx, series: tuple[float, ...] | None = None) -> bool:
+    """The loss (`series`, default the one the stall rule read) is at its lowest at the end and fell
+    by >= CUT_FALL of the chance loss over the last epochs (up to 5): a run cut short, not one that
+    cannot move."""
+    loss = series or ctx.loss
+    if len(loss) < 2 or loss[-1] > min(loss):
+        return False
+    start = loss[-min(5, len(loss))]
+    return (start - loss[-1]) >= rules.CUT_FALL * ctx.ref
+
+
+def cut_short(ctx: Ctx, evidence: str) -> Diagnosis:
+    """Near chance but still falling: the budget ended, not the learning; train longer."""
+    ev = f"{evidence}; but still falling: {ctx.loss_name} {ctx.loss[-min(5, len(ctx.loss))]:.4g} -> {ctx.loss[-1]:.4g}"
+    return Diagnosis("underfit", "still_improving", 0.7, ev, adv.underfit_advice(ctx.params, still_improving=True))
+
+
+def loss_only_overfit(ctx: Ctx, gl: float, best: int) -> bool:
+    """Validation loss far above its minimum (GL >= GL_LOSS_OVERFIT) while the training loss kept
+    falling (ends at <= TRAIN_FELL of its value at the best val epoch) and lies below the val loss:
+    overconfident wrong answers grow the val loss before the accuracy moves, so it is overfitting
+    even with the val accuracy holding (Prechelt reads the loss alone)."""
+    c = ctx.c
+    if not c.train_loss or not c.val_loss or gl < rules.GL_LOSS_OVERFIT or best >= len(c.train_loss):
+        return False
+    train_end, val_end = rules.tail_mean(c.train_loss, 2), rules.tail_mean(c.val_loss, 2)
+    return train_end <= rules.TRAIN_FELL * c.train_loss[best] and train_end < val_end
