@@ -18,6 +18,13 @@ Params = Mapping[str, object]
 # dropout is tuned on a linear scale 0.3, 0.5, 0.7 (PRACTICE.md); we step along this ladder
 _DROPOUT_LADDER = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
 _ADAPTIVE = ("adam", "adamw", "rmsprop", "adadelta")
+# The usual learning rate per optimizer (PRACTICE.md: 1, 0.1, 0.01, 0.001; the adaptive optimizers'
+# published defaults): advice about the lr is checked against it, so that a run stuck with a small
+# step is never told to shrink it (issue 13: momentum SGD at 0.000578 was told 5.78e-05).
+TYPICAL_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adadelta": 1.0, "sgd": 0.1, "momentum": 0.01}
+# below a third of it the lr is small (a stall is then likely too small a step); above 10x it is
+# large (a stall or a divergence is then likely too big a step)
+LR_LOW, LR_HIGH = 1 / 3, 10.0
 
 
 def num(params: Params | None, key: str) -> float | None:
@@ -45,6 +52,16 @@ def fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e6 else f"{x:.3g}"
 
 
+def lr_position(params: Params | None) -> str:
+    """'low', 'high' or 'usual' against TYPICAL_LR for the run's optimizer ('' when lr is unknown;
+    an optimizer we do not know, e.g. another tool's run, is judged against Adam's 1e-3)."""
+    lr = num(params, "lr")
+    if lr is None:
+        return ""
+    typical = TYPICAL_LR.get(text(params, "optimizer"), 1e-3)
+    return "low" if lr < LR_LOW * typical else "high" if lr > LR_HIGH * typical else "usual"
+
+
 def _step(value: float, up: bool) -> float:
     lower = [d for d in _DROPOUT_LADDER if d < value - 1e-9]
     higher = [d for d in _DROPOUT_LADDER if d > value + 1e-9]
@@ -65,7 +82,9 @@ def underfit_advice(params: Params | None, still_improving: bool) -> tuple[str, 
         out.append(f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}")
     if wd is not None and wd >= 1e-2:
         out.append(f"lower weight decay (L2) {fmt(wd)} -> {fmt(wd / 10)} (x0.1)")
-    if units is not None:  # PRACTICE.md: 16, 32, 128 units are typical, over 1000 rare
+    if units is not None and units >= 1024:
+        pass   # PRACTICE.md: over 1000 units is rare; more layers instead
+    elif units is not None:  # PRACTICE.md: 16, 32, 128 units are typical, over 1000 rare
         out.append(
             f"more units: hidden_units {fmt(units)} -> {fmt(min(1024.0, units * (4 if units < 32 else 2)))}"
         )
@@ -80,10 +99,14 @@ def underfit_advice(params: Params | None, still_improving: bool) -> tuple[str, 
         out.append(f"lower weight decay (L2) {fmt(wd)} -> {fmt(wd / 10)} (x0.1)")
     if not still_improving:
         out.append(f"train longer: epochs {fmt(epochs)} -> {fmt(2 * epochs)}" if epochs else "train longer")
-    # one step of the log grid 0.001, 0.01, 0.1, 1 is x10; x3 is half a step, safer when raising
-    out.append(
-        f"raise the learning rate {fmt(lr)} -> {fmt(lr * 3)} (x3)" if lr else "raise the learning rate"
-    )
+    # one step of the log grid 0.001, 0.01, 0.1, 1 is x10; x3 is half a step, safer when raising;
+    # first after 'train longer' when the lr is small for its optimizer, never when it is large
+    where = lr_position(params)
+    if where == "low" and lr:
+        out.insert(1 if still_improving else 0, f"raise the learning rate {fmt(lr)} -> {fmt(lr * 3)} (x3): "
+                   "small for this optimizer")
+    elif where != "high":
+        out.append(f"raise the learning rate {fmt(lr)} -> {fmt(lr * 3)} (x3)" if lr else "raise the learning rate")
     return tuple(out)
 
 
@@ -113,8 +136,9 @@ def overfit_advice(params: Params | None, best_epoch: int | None) -> tuple[str, 
     units, layers = num(params, "hidden_units"), num(params, "layers")
     if dropout is None:
         out.append("add dropout 0.5")
-    elif dropout < 0.7:  # from little or none straight to 0.3, the first value of the usual grid
+    elif dropout < 0.5:  # from little or none straight to 0.3, the first value of the usual grid
         out.append(f"raise dropout {fmt(dropout)} -> {fmt(max(0.3, _step(dropout, up=True)))}")
+    # dropout >= 0.5 is already high (PRACTICE.md: 0.5 typical): L2, data and a smaller model instead
     if wd is None:
         out.append("add weight decay (L2), e.g. 1e-4 and up on a log scale")
     elif wd < 1.0:  # PRACTICE.md: L2 up to 1.0
@@ -146,8 +170,11 @@ def nonconvergent_advice(params: Params | None, detail: str) -> tuple[str, ...]:
         out.append(
             f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}: it can keep the fit at chance"
         )
-    if detail == "stalled" and tiny_lr and lr is not None:
+    where = lr_position(params)
+    if detail == "stalled" and lr is not None and (tiny_lr or where == "low"):
         out.append(f"raise the learning rate {fmt(lr)} -> {fmt(lr * 10)} (x10): the loss barely moves")
+    elif detail == "stalled" and where == "usual":
+        pass   # neither too small nor too large a step: regularisation, the optimizer or the data first
     elif lr is not None:  # the learning rate matters most (PRACTICE.md)
         out.append(f"lower the learning rate {fmt(lr)} -> {fmt(lr / 10)} (x0.1)")
     else:
@@ -156,13 +183,16 @@ def nonconvergent_advice(params: Params | None, detail: str) -> tuple[str, ...]:
         out.append(
             "recurrent model: keep the learning rate small (x0.1 again if it still fails) and clip gradients"
         )
-    stuck_small = detail == "stalled" and tiny_lr  # clipping cannot help steps that are already tiny
+    stuck_small = detail == "stalled" and (tiny_lr or where == "low")  # clipping cannot help tiny steps
     if (clip is None or clip <= 0) and not stuck_small:
         out.append("clip gradients at global norm 5")
     elif clip is not None and clip > 15 and not stuck_small:
         out.append(f"clip gradients tighter: grad_clip {fmt(clip)} -> 10")
     if momentum is not None and momentum >= 0.95 and optimizer not in _ADAPTIVE:
         out.append(f"lower momentum {fmt(momentum)} -> 0.9")
+    elif (momentum is not None and momentum >= 0.9 and optimizer == "momentum" and batch is not None
+          and batch < 16 and detail != "stalled"):   # tiny batches: high momentum amplifies their noise
+        out.append(f"lower momentum {fmt(momentum)} -> 0.5 (batch size {fmt(batch)})")
     if batch is not None and batch < 16:  # PRACTICE.md: around 128; very small batches can hurt
         out.append(f"raise batch size {fmt(batch)} -> {fmt(max(32.0, batch * 8))}")
     if optimizer not in _ADAPTIVE:
