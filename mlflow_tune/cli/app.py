@@ -9,6 +9,7 @@ import typer
 
 from mlflow_tune.cli.common import fail
 from mlflow_tune.cli.diagnose import diagnose
+from mlflow_tune.cli.fix import fix
 from mlflow_tune.cli.promote import promote
 from mlflow_tune.cli.quick_exit import quick_exit
 from mlflow_tune.cli.report import report
@@ -28,7 +29,7 @@ def _root() -> None:
     """Tune PyTorch models with MLflow: train, search, diagnose, promote, report."""
 
 
-for command in (train, search, diagnose, report, promote):
+for command in (train, search, diagnose, report, promote, fix):
     app.command(context_settings=HELP)(command)
 app.add_typer(space_app, name="space")
 

@@ -1,0 +1,67 @@
+"""`mlflow-tune fix`: the first advice applied as a new linked run, both diagnoses printed; and the
+mapping from advice texts to config changes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from mlflow_tune.api import train
+from mlflow_tune.cli.app import app
+from mlflow_tune.diagnostics.changes import advice_change, first_change
+from mlflow_tune.tracking.runs import TAG
+from mlflow_tune.training.config import TrainConfig
+
+
+@pytest.mark.parametrize(("text", "change"), [
+    ("raise the learning rate 0.000578 -> 0.00578 (x10): the loss barely moves", {"lr": 0.00578}),
+    ("lower the learning rate 0.5 -> 0.05 (x0.1)", {"lr": 0.05}),
+    ("lower dropout 0.9 -> 0.7: it can keep the fit at chance", {"dropout": 0.7}),
+    ("raise weight decay (L2) 0.0001 -> 0.001", {"weight_decay": 0.001}),
+    ("train longer: epochs 4 -> 8", {"epochs": 8}),
+    ("more units: hidden_units 16 -> 64", {"hidden_units": 64}),
+    ("more layers: layers 1 -> 2", {"layers": 2}),
+    ("lower momentum 0.99 -> 0.9", {"momentum": 0.9}),
+    ("raise batch size 4 -> 32", {"batch_size": 32}),
+    ("clip gradients tighter: grad_clip 50 -> 10", {"grad_clip": 10.0}),
+    ("add dropout 0.5", {"dropout": 0.5}),
+    ("clip gradients at global norm 5", {"grad_clip": 5.0}),
+    ("switch to an adaptive optimizer: adam (lr 0.001) or rmsprop", {"optimizer": "adam", "lr": 0.001}),
+    ("early stopping on validation loss (best validation loss at epoch 3)", {"early_stopping_patience": 3}),
+    ("more training data or data augmentation", None),
+    ("check input scaling (standardise features) and the labels", None),
+])
+def test_advice_maps_to_the_config_change_it_names(text: str, change: dict[str, object] | None) -> None:
+    assert advice_change(text) == change
+    if change:   # every change is a valid TrainConfig
+        TrainConfig(**change)  # type: ignore[arg-type]
+
+
+def test_first_change_skips_advice_no_config_value_carries_out() -> None:
+    advice = ("more training data or data augmentation", "raise dropout 0 -> 0.3", "add weight decay (L2)")
+    assert first_change(advice) == ("raise dropout 0 -> 0.3", {"dropout": 0.3})
+    assert first_change(("check that the model can overfit one small batch",)) is None
+
+
+def test_fix_retrains_with_the_first_advice_as_a_linked_run(tracking_uri: str) -> None:
+    # momentum SGD with a small lr for it: stalled, told to raise the lr x10 (never to lower it)
+    cfg = TrainConfig(dataset="iris", model="mlp", optimizer="momentum", lr=0.0005, epochs=5, hidden_units=16,
+                      num_threads=1, lr_decay=1.0)
+    old = train(cfg, tracking_uri=tracking_uri, experiment="fixme", log_model=False)
+    done = CliRunner().invoke(app, ["fix", old.run_id, "--tracking-uri", tracking_uri, "--json"])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["before"]["label"] == "nonconvergent" and out["before"]["detail"] == "stalled"
+    assert out["fix"].startswith("raise the learning rate 0.0005 -> 0.005") and out["change"] == {"lr": 0.005}
+    client = MlflowClient(tracking_uri)
+    new = client.get_run(out["after"]["run_id"])
+    assert new.data.tags[TAG + "fixed_from"] == old.run_id and new.data.tags[TAG + "fix"] == out["fix"]
+    assert client.get_run(old.run_id).data.tags[TAG + "fixed_by"] == new.info.run_id
+    assert new.data.params["lr"] == "0.005" and new.data.params["optimizer"] == "momentum"
+    assert new.info.experiment_id == client.get_run(old.run_id).info.experiment_id
+    assert new.data.tags[TAG + "diagnosis"] == out["after"]["label"]
+    text = CliRunner().invoke(app, ["fix", "f" * 32, "--tracking-uri", tracking_uri])
+    assert text.exit_code == 2 and "does not exist" in text.output and len(text.output.strip().splitlines()) == 1
