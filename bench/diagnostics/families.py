@@ -1,0 +1,110 @@
+"""Score mlflow_tune.diagnostics on held-out families: leave one data set out, leave one model family out.
+
+The rules have no fitted parameters: their thresholds were set from their sources and from
+generate.py's MLP runs, and the issue-13 additions (diagnostics/symptoms.py, advice directions) were
+written from the issue's descriptions *before* wide.py's runs existed.  So holding a family out means
+scoring the rules on a family they were never checked on; no threshold was changed after seeing
+these scores.  For every fold: macro-F1 over the four labels and the share of healthy runs flagged.
+The pooled line is the macro-F1 over all folds' held-out runs together (each run is held out once).
+
+    python bench/diagnostics/families.py [--runs bench/diagnostics/wide_runs.jsonl] [--with-mlp-bench]
+        [--show-errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mlflow_tune.diagnostics import LABELS, Curves, diagnose
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(path: Path, family: str | None = None) -> list[dict[str, Any]]:
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in runs:
+        r.setdefault("family", family or r["params"].get("model", "mlp"))
+    return [r for r in runs if r.get("confirmed")]
+
+
+def predict(run: dict[str, Any]) -> str:
+    c = run["curves"]
+    curves = Curves(**{k: [float("nan") if v is None else v for v in c.get(k, [])]
+                       for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")})
+    params = {k: str(v) for k, v in run["params"].items()}
+    params["model"] = "rnn" if params.get("model") in ("gru", "lstm") else params.get("model", "mlp")
+    d = diagnose(curves, n_classes=run["n_classes"], planned_epochs=int(run["params"]["epochs"]), params=params,
+                 majority_rate=run.get("majority_rate"))
+    return d.label
+
+
+def macro_f1(pairs: list[tuple[str, str]]) -> float:
+    scores = []
+    for label in LABELS:
+        tp = sum(1 for t, p in pairs if t == label and p == label)
+        fp = sum(1 for t, p in pairs if t != label and p == label)
+        fn = sum(1 for t, p in pairs if t == label and p != label)
+        if tp + fp + fn == 0:
+            continue   # a label absent from the fold and never predicted does not count
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def flagged(pairs: list[tuple[str, str]]) -> tuple[int, int]:
+    healthy = [p for t, p in pairs if t == "healthy"]
+    return sum(1 for p in healthy if p != "healthy"), len(healthy)
+
+
+def fold_table(title: str, key: str, runs: list[dict[str, Any]], preds: dict[str, str]) -> tuple[float, float]:
+    print(f"\n== {title} ==")
+    print(f"{'held out':16s} {'runs':>5s} {'macro-F1':>9s} {'healthy flagged':>16s}  labels")
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[r[key]].append(r)
+    pooled: list[tuple[str, str]] = []
+    for name in sorted(groups):
+        pairs = [(r["label"], preds[r["run_id"]]) for r in groups[name]]
+        pooled += pairs
+        bad, n = flagged(pairs)
+        labels = Counter(t for t, _ in pairs)
+        rate = f"{bad}/{n} = {100 * bad / n:.0f}%" if n else "-"
+        print(f"{name:16s} {len(pairs):5d} {macro_f1(pairs):9.3f} {rate:>16s}  "
+              + ", ".join(f"{k} {labels[k]}" for k in LABELS if labels[k]))
+    bad, n = flagged(pooled)
+    print(f"{'pooled':16s} {len(pooled):5d} {macro_f1(pooled):9.3f} {f'{bad}/{n} = {100 * bad / max(n, 1):.1f}%':>16s}")
+    return macro_f1(pooled), bad / max(n, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default=str(HERE / "wide_runs.jsonl"))
+    ap.add_argument("--with-mlp-bench", action="store_true", help="also fold in generate.py's runs.jsonl")
+    ap.add_argument("--show-errors", action="store_true")
+    args = ap.parse_args()
+    runs = load(Path(args.runs))
+    if args.with_mlp_bench:
+        runs += load(HERE / "runs.jsonl", family="mlp")
+    preds = {r["run_id"]: predict(r) for r in runs}
+    print(f"{len(runs)} confirmed runs; families {sorted({r['family'] for r in runs})}; "
+          f"data sets {sorted({r['dataset'] for r in runs})}")
+    fold_table("leave one model family out", "family", runs, preds)
+    fold_table("leave one data set out", "dataset", runs, preds)
+    print("\n== per label (all runs) ==")
+    print(f"{'true / predicted':16s}" + "".join(f"{p:>15s}" for p in (*LABELS, "unknown")))
+    for t in LABELS:
+        row = Counter(preds[r["run_id"]] for r in runs if r["label"] == t)
+        print(f"{t:16s}" + "".join(f"{row[p]:15d}" for p in (*LABELS, "unknown")))
+    if args.show_errors:
+        for r in runs:
+            if preds[r["run_id"]] != r["label"]:
+                print(f"  {r['run_id']:45s} true {r['label']:13s} got {preds[r['run_id']]}")
+
+
+if __name__ == "__main__":
+    main()
