@@ -155,6 +155,17 @@ def overfit_advice(params: Params | None, best_epoch: int | None) -> tuple[str, 
     return tuple(out)
 
 
+def _lr_move(lr: float, usual: float | None, optimizer: str, up: bool) -> str:
+    """One step of x10 on the log grid; straight to the usual value for a known optimizer when the lr
+    is more than a step beyond it (lr 30 with SGD: 0.1, not 3, which diverges as well; changed after
+    bench/diagnostics/repair.py's first run, see its README)."""
+    if usual is not None and (lr * 10 < usual if up else lr / 10 > usual):
+        verb = "raise" if up else "lower"
+        return f"{verb} the learning rate {fmt(lr)} -> {fmt(usual)} (the usual for {optimizer})"
+    return f"raise the learning rate {fmt(lr)} -> {fmt(lr * 10)} (x10)" if up else \
+        f"lower the learning rate {fmt(lr)} -> {fmt(lr / 10)} (x0.1)"
+
+
 def nonconvergent_advice(params: Params | None, detail: str) -> tuple[str, ...]:
     out: list[str] = []
     lr, clip, wd = num(params, "lr"), num(params, "grad_clip"), num(params, "weight_decay")
@@ -171,12 +182,13 @@ def nonconvergent_advice(params: Params | None, detail: str) -> tuple[str, ...]:
             f"lower dropout {fmt(dropout)} -> {fmt(_step(dropout, up=False))}: it can keep the fit at chance"
         )
     where = lr_position(params)
+    usual = TYPICAL_LR.get(optimizer)
     if detail == "stalled" and lr is not None and (tiny_lr or where == "low"):
-        out.append(f"raise the learning rate {fmt(lr)} -> {fmt(lr * 10)} (x10): the loss barely moves")
+        out.append(_lr_move(lr, usual, optimizer, up=True) + ": the loss barely moves")
     elif detail == "stalled" and where == "usual":
         pass   # neither too small nor too large a step: regularisation, the optimizer or the data first
     elif lr is not None:  # the learning rate matters most (PRACTICE.md)
-        out.append(f"lower the learning rate {fmt(lr)} -> {fmt(lr / 10)} (x0.1)")
+        out.append(_lr_move(lr, usual, optimizer, up=False))
     else:
         out.append("lower the learning rate (x0.1)")
     if model == "rnn":

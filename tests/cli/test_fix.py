@@ -19,6 +19,7 @@ from mlflow_tune.training.config import TrainConfig
 @pytest.mark.parametrize(("text", "change"), [
     ("raise the learning rate 0.000578 -> 0.00578 (x10): the loss barely moves", {"lr": 0.00578}),
     ("lower the learning rate 0.5 -> 0.05 (x0.1)", {"lr": 0.05}),
+    ("lower the learning rate 30 -> 0.1 (the usual for sgd)", {"lr": 0.1}),
     ("lower dropout 0.9 -> 0.7: it can keep the fit at chance", {"dropout": 0.7}),
     ("raise weight decay (L2) 0.0001 -> 0.001", {"weight_decay": 0.001}),
     ("train longer: epochs 4 -> 8", {"epochs": 8}),
@@ -55,12 +56,13 @@ def test_fix_retrains_with_the_first_advice_as_a_linked_run(tracking_uri: str) -
     assert done.exit_code == 0, done.output
     out = json.loads(done.output)
     assert out["before"]["label"] == "nonconvergent" and out["before"]["detail"] == "stalled"
-    assert out["fix"].startswith("raise the learning rate 0.0005 -> 0.005") and out["change"] == {"lr": 0.005}
+    assert out["fix"].startswith("raise the learning rate 0.0005 -> 0.01 (the usual for momentum)")
+    assert out["change"] == {"lr": 0.01}
     client = MlflowClient(tracking_uri)
     new = client.get_run(out["after"]["run_id"])
     assert new.data.tags[TAG + "fixed_from"] == old.run_id and new.data.tags[TAG + "fix"] == out["fix"]
     assert client.get_run(old.run_id).data.tags[TAG + "fixed_by"] == new.info.run_id
-    assert new.data.params["lr"] == "0.005" and new.data.params["optimizer"] == "momentum"
+    assert new.data.params["lr"] == "0.01" and new.data.params["optimizer"] == "momentum"
     assert new.info.experiment_id == client.get_run(old.run_id).info.experiment_id
     assert new.data.tags[TAG + "diagnosis"] == out["after"]["label"]
     text = CliRunner().invoke(app, ["fix", "f" * 32, "--tracking-uri", tracking_uri])

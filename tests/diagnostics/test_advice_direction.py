@@ -19,14 +19,21 @@ def test_a_run_stalled_with_a_small_lr_for_momentum_sgd_is_told_to_raise_it_neve
     # issue 13: 'nonconvergent stalled' with momentum SGD at 0.000578 was told 'lower ... -> 5.78e-05'
     d = diagnose(STUCK, n_classes=10, params={"optimizer": "momentum", "lr": "0.000578", "momentum": "0.9"})
     assert d.detail == "stalled"
-    assert _lr_advice(d.advice)[0] == "raise the learning rate 0.000578 -> 0.00578 (x10): the loss barely moves"
+    # more than a x10 step below the usual 0.01 for momentum SGD: straight to it
+    assert _lr_advice(d.advice)[0] == "raise the learning rate 0.000578 -> 0.01 (the usual for momentum): " \
+        "the loss barely moves"
     assert not any(a.startswith("lower the learning rate") for a in d.advice)
     assert any(a.startswith("switch to an adaptive optimizer: adam") for a in d.advice)
 
 
 def test_a_run_stalled_with_a_large_lr_is_told_to_lower_it() -> None:
     d = diagnose(STUCK, n_classes=10, params={"optimizer": "adam", "lr": "0.1"})
-    assert _lr_advice(d.advice) == ["lower the learning rate 0.1 -> 0.01 (x0.1)"]
+    assert _lr_advice(d.advice) == ["lower the learning rate 0.1 -> 0.001 (the usual for adam)"]
+    # within a step of the usual value, or the optimizer unknown: one x10 step
+    assert nonconvergent_advice({"optimizer": "adam", "lr": "0.008"}, "diverged")[0] == \
+        "lower the learning rate 0.008 -> 0.0008 (x0.1)"
+    assert nonconvergent_advice({"optimizer": "sgd", "lr": "0.02"}, "stalled")[0] == \
+        "raise the learning rate 0.02 -> 0.2 (x10): the loss barely moves"
 
 
 def test_a_run_stalled_with_a_usual_lr_is_not_sent_either_way() -> None:
@@ -38,6 +45,8 @@ def test_a_run_stalled_with_a_usual_lr_is_not_sent_either_way() -> None:
 def test_diverging_or_oscillating_runs_are_told_to_lower_the_lr(detail: str) -> None:
     advice = nonconvergent_advice({"optimizer": "sgd", "lr": "0.5"}, detail)
     assert advice[0] == "lower the learning rate 0.5 -> 0.05 (x0.1)"
+    far = nonconvergent_advice({"optimizer": "sgd", "lr": "30"}, detail)   # x0.1 would still diverge
+    assert far[0] == "lower the learning rate 30 -> 0.1 (the usual for sgd)"
     assert not any(a.startswith("raise the learning rate") for a in advice)
 
 

@@ -79,7 +79,7 @@ def test_stalled_at_chance_level() -> None:
     )
     assert (d.label, d.detail) == ("nonconvergent", "stalled")
     assert "chance loss" in d.evidence and "2.3" in d.evidence
-    assert d.advice[0] == "raise the learning rate 1e-05 -> 0.0001 (x10): the loss barely moves"
+    assert d.advice[0] == "raise the learning rate 1e-05 -> 0.1 (the usual for sgd): the loss barely moves"
     assert not any("clip" in a for a in d.advice)  # clipping cannot help tiny steps
 
 
