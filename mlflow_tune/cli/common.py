@@ -71,5 +71,17 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def ui_hint(tracking_uri: str) -> str:
-    return f"  open it with: mlflow ui --backend-store-uri {tracking_uri}"
+def ui_hint(tracking_uri: str, experiment_id: str = "", run_id: str = "") -> str:
+    """How to open the runs: a server's own pages, or for a local store the `mlflow ui` command and
+    the pages it will serve (the experiment's runs table and the run)."""
+    from mlflow_tune.tracking.runs import ui_base_url
+
+    lines = []
+    base = ui_base_url(tracking_uri)
+    if not tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"  open it with: mlflow ui --backend-store-uri {tracking_uri}")
+    if experiment_id:
+        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs")
+        if run_id:
+            lines.append(f"  this run: {base}/#/experiments/{experiment_id}/runs/{run_id}")
+    return "\n".join(lines)

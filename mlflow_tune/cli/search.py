@@ -29,6 +29,7 @@ def search(
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display on stderr.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html at the end.")] = False,
 ) -> None:
     """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
     from mlflow_tune.tuning.tunefile import load_tune_file
@@ -41,15 +42,29 @@ def search(
     from mlflow_tune.tuning.study import search as run_search
 
     outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(not quiet))
+    page = None if no_report or not outcome.trials else _report(outcome)
     if json_output:
-        typer.echo(json.dumps(outcome.to_dict(), default=str))
+        typer.echo(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str))
     else:
-        print_search(outcome)
+        print_search(outcome, page)
     if outcome.interrupted:
         raise typer.Exit(130)
 
 
-def print_search(outcome: Any) -> None:
+def _report(outcome: Any) -> Path | None:
+    """The search's report.html, written and logged on its run; a failure is told, not fatal: the
+    search itself is done and recorded."""
+    from mlflow_tune.cli.report import make_report
+    from mlflow_tune.tracking.runs import client_for
+
+    try:
+        return make_report(client_for(outcome.tracking_uri), outcome.parent_run_id)
+    except Exception as exc:
+        typer.echo(f"report not written: {type(exc).__name__}: {exc}"[:400], err=True)
+        return None
+
+
+def print_search(outcome: Any, page: Path | None = None) -> None:
     counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items() if k != "trials")
     typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
                f"stopped by {outcome.stopped_by}")
@@ -60,4 +75,6 @@ def print_search(outcome: Any) -> None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in outcome.best_metrics.items())
         typer.echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
         typer.echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
-    typer.echo(ui_hint(outcome.tracking_uri))
+    if page is not None:
+        typer.echo(f"  report: {page} (also in the run's artifacts)")
+    typer.echo(ui_hint(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id))

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
 from mlflow_tune.tuning.driver import LevelResult, best_trial
+from mlflow_tune.tuning.note import search_note
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.trial import TrialOutcome
 
@@ -65,7 +66,8 @@ def trials_csv(trials: list[TrialOutcome]) -> str:
     return out.getvalue()
 
 
-def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
+def summarise(parent: RunLogger, result: LevelResult, experiment_id: str, metric: str = "objective",
+              mode: str = "min") -> SearchOutcome:
     """Write the parent's summary (its trials table is already in): counts, best trial's params,
     metrics and run id."""
     trials = result.outcomes
@@ -82,6 +84,7 @@ def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> Sea
         tags[TAG + "best_trial"] = str(best.tid)
         tags.update({f"{TAG}best.{k}": str(v) for k, v in best.params.items()})
         log_best_params(parent, {**{k: v for k, v in child.params.items()}, **best.params})
+    tags["mlflow.note.content"] = search_note(metric, mode, counts, result.stopped_by, best, best_metrics)
     parent.log_batch([(k, v, 0) for k, v in metrics.items()], tags=tags)   # one commit
     client = parent.client
     return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,
