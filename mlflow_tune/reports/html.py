@@ -9,8 +9,10 @@ links are to the trials' pages in the MLflow UI.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +57,13 @@ def figures(data: SearchData) -> list[tuple[str, str]]:
     if data.names:
         out.append(("Objective against each parameter",
                     _img(param_figure(param_data(data), data.metric, data.mode), "objective per parameter")))
-    importance = importance_data(data)
+    parallel = parallel_data(data, data.metric)
+    drawn = None if parallel is None else _img(parallel_figure(parallel, data.mode), "parallel coordinates")
+    importance = importance_data(data)   # last: by now scikit-learn is imported (see write_report)
     if importance is not None:
         out.append(("Parameter importance", _img(importance_figure(importance), "parameter importance")))
-    parallel = parallel_data(data, data.metric)
-    if parallel is not None:
-        out.append(("Parallel coordinates", _img(parallel_figure(parallel, data.mode), "parallel coordinates")))
+    if drawn is not None:
+        out.append(("Parallel coordinates", drawn))
     return out
 
 
@@ -134,6 +137,10 @@ def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: boo
     from mlflow_tune.tracking.runs import ui_base_url
     from mlflow_tune.tuning.note import with_report_link
 
+    # scikit-learn's import (~1-2 s, most of it scipy) overlaps reading the runs and drawing the
+    # other figures; the importance figure is drawn after them.
+    sklearn = threading.Thread(target=importlib.import_module, args=("sklearn.ensemble",), daemon=True)
+    sklearn.start()
     data = read_search(client, parent_run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / REPORT_FILE
