@@ -32,7 +32,7 @@ DIAGNOSES = ("healthy", "underfit", "overfit", "nonconvergent")
 
 def make_search(uri: str, trials: int, epochs: int = 20) -> tuple[str, str]:
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     from mlflow_tune.tracking.runs import EXPERIMENT_TAGS
 
