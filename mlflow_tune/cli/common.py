@@ -80,8 +80,10 @@ def ui_hint(tracking_uri: str, experiment_id: str = "", run_id: str = "") -> str
     base = ui_base_url(tracking_uri)
     if not tracking_uri.startswith(("http://", "https://")):
         lines.append(f"  open it with: mlflow ui --backend-store-uri {tracking_uri}")
+    # MLflow 3 opens an experiment on its GenAI pages in a fresh browser; this opens its training runs
+    view = "?workflowType=machine_learning"
     if experiment_id:
-        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs")
+        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs{view}")
         if run_id:
-            lines.append(f"  this run: {base}/#/experiments/{experiment_id}/runs/{run_id}")
+            lines.append(f"  this run: {base}/#/experiments/{experiment_id}/runs/{run_id}{view}")
     return "\n".join(lines)

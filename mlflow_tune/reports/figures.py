@@ -13,10 +13,11 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from mlflow_tune.reports.data import SearchData, TrialRow
 
@@ -81,6 +82,18 @@ def history_data(data: SearchData) -> History:
                    [r.outcome == "pruned" for r in rows], [r.diagnosis for r in rows], line, bounds)
 
 
+def log_axis(ax: Axes, which: str, values: list[float]) -> None:
+    """A log axis labelled 0.2, 1, 50 (matplotlib's default 6x10^-1 minor labels crowd each other);
+    over more than two decades, powers of ten only."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    positive = [v for v in values if math.isfinite(v) and v > 0]
+    wide = bool(positive) and max(positive) / min(positive) > 100
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _log_y(values: list[float], mode: str) -> bool:
     finite = [v for v in values if math.isfinite(v)]
     return mode == "min" and bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 20
@@ -108,7 +121,7 @@ def history_figure(h: History, metric: str, mode: str) -> Figure:
     ax.set_ylabel(f"{metric} ({mode})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if _log_y(h.objective, mode):
-        ax.set_yscale("log")
+        log_axis(ax, "y", h.objective)
     ax.grid(True, color="0.92")
     ax.legend(**LEGEND)
     return fig
@@ -147,8 +160,9 @@ def curves_figure(panels: dict[str, list[Curve]]) -> Figure:
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("epoch (step)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if _log_y([v for c in curves for v in c.values], "min"):
-            ax.set_yscale("log")
+        values = [v for c in curves for v in c.values]
+        if _log_y(values, "min"):
+            log_axis(ax, "y", values)
         ax.grid(True, color="0.92")
     order = [d for d in COLOURS if d in seen]
     fig.legend([seen[d] for d in order], [LABELS.get(d, d) for d in order], loc="upper left",
@@ -200,10 +214,9 @@ def param_figure(points: list[ParamPoints], metric: str, mode: str) -> Figure:
             ax.scatter([cats.index(v) for v in p.x], p.y, c=[colour(d) for d in p.diagnosis], s=16)
             ax.set_xticks(range(len(cats)), [str(c)[:12] for c in cats], fontsize=8)
         if p.log:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            log_axis(ax, "x", [float(v) for v in p.x])
         if _log_y(p.y, mode):
-            ax.set_yscale("log")
+            log_axis(ax, "y", p.y)
         ax.set_xlabel(p.name + (" (log)" if p.log else ""), fontsize=9)
         ax.set_ylabel(metric, fontsize=8)
         ax.tick_params(labelsize=8)

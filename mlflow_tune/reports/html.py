@@ -121,7 +121,7 @@ def render(data: SearchData, ui_base: str) -> str:
     headline = (f"Best: trial {best.trial}, {e(data.metric)} {_num(best.objective)}" if best else "No result")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(data.name or "search")} report</title><style>{STYLE}</style></head>
-<body><h1>{e(data.name or "Search")} <small class="muted">{e(data.run_id)}</small></h1>
+<body><h1>{e(data.name or "Search")}</h1><p class="muted">search run <code>{e(data.run_id)}</code></p>
 <p><b>{headline}</b> ({len(data.rows)} trials, objective {e(data.metric)}, {e(data.mode)};
 stopped by {e(data.stopped_by or "-")}).</p>
 {sections}{_stages(data)}{_table(data, ui_base)}

@@ -35,10 +35,8 @@ def search_note(metric: str, mode: str, counts: Mapping[str, int], stopped_by: s
         lines.append("No trial produced a result.")
     else:
         objective = "-" if best.objective is None else f"{best.objective:.4g}"
-        lines += [f"**Best trial:** {best.tid}, objective **{objective}** "
-                  f"(run `{best.run_id}`)", "",
-                  "| param | value |", "|---|---|",
-                  *(f"| {k} | {compact(v)} |" for k, v in best.params.items()), ""]
+        params = ", ".join(f"{k}={compact(v)}" for k, v in best.params.items())
+        lines += [f"**Best trial:** {best.tid}, objective **{objective}**, {params} (run `{best.run_id}`)", ""]
         shown = {k: v for k, v in best_metrics.items() if k.startswith("test_") or k.startswith("best_")}
         if shown:
             lines.append("**Metrics of the best trial:** " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))

@@ -54,8 +54,8 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
 
     # the command prints where to look: the mlflow ui command and the two pages
     assert f"mlflow ui --backend-store-uri {tracking_uri}" in result.output
-    assert f"http://127.0.0.1:5000/#/experiments/{eid}/runs\n" in result.output
-    assert f"http://127.0.0.1:5000/#/experiments/{eid}/runs/{rid}" in result.output
+    assert f"http://127.0.0.1:5000/#/experiments/{eid}/runs?workflowType=machine_learning\n" in result.output
+    assert f"http://127.0.0.1:5000/#/experiments/{eid}/runs/{rid}?workflowType=machine_learning" in result.output
     page = tmp_path / "reports" / rid / "report.html"
     assert f"report: {Path('reports') / rid / 'report.html'}" in result.output and page.is_file()
 
@@ -77,7 +77,7 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
     note = parent.data.tags["mlflow.note.content"]
     best = client.get_run(parent.data.tags[TAG + "best_run_id"])
     assert f"**Best trial:** {best.data.tags[TAG + 'trial']}" in note
-    assert f"| lr | {compact(float(best.data.params['lr']))} |" in note
+    assert f"lr={compact(float(best.data.params['lr']))}" in note.split("**Best trial:**")[1].split("\n")[0]
     assert "test_accuracy" in note and "**Stopped because** every stage ran." in note
     diagnoses = [t.data.tags[TAG + "diagnosis"] for t in trials]
     shown = re.search(r"\*\*Diagnoses:\*\* (.*)", note)
