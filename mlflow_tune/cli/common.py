@@ -18,6 +18,12 @@ TrackingUri = Annotated[str | None, typer.Option(
     help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory, made absolute).")]
 
 
+def choices(values: tuple[str, ...]) -> str:
+    """The metavar that shows an option's valid values in --help. Not a click.Choice: a bad value is
+    checked where the tune file's is, and told in one line (click's error is a multi-line box)."""
+    return "[" + "|".join(values) + "]"
+
+
 MAX_ERROR_CHARS = 400   # one short line, whatever value a message quotes
 
 

@@ -8,23 +8,31 @@ from typing import Annotated, Any
 
 import typer
 
-from mlflow_tune.cli.common import TrackingUri, ui_hint, user_errors
+from mlflow_tune.cli.common import TrackingUri, choices, ui_hint, user_errors
+from mlflow_tune.tuning.settings import ALGOS, ENV_MANAGERS, PRUNERS
+
+FROM_FILE = "from the tune file"
 
 
 @user_errors
 def search(
     config: Annotated[Path, typer.Option(help="Tune file (YAML): experiment, train, space, search, stages.")],
-    algo: Annotated[str | None, typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
-    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).")] = None,
-    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.")] = None,
-    pruning: Annotated[str | None, typer.Option(help="none | median | asha.")] = None,
+    algo: Annotated[str | None, typer.Option(help="Search algorithm.", metavar=choices(ALGOS),
+                                             show_default=FROM_FILE)] = None,
+    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).",
+                                                   show_default=FROM_FILE)] = None,
+    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.",
+                                                 show_default=FROM_FILE)] = None,
+    pruning: Annotated[str | None, typer.Option(help="Pruner of unpromising trials.", metavar=choices(PRUNERS),
+                                                show_default=FROM_FILE)] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     no_progress: Annotated[int | None, typer.Option(help="Stop after N trials without improvement.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the search algorithm.")] = None,
     project: Annotated[str | None, typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
     entry_point: Annotated[str | None, typer.Option(help="Entry point of --project.")] = None,
-    env_manager: Annotated[str | None, typer.Option(help="local | virtualenv | uv | conda, for --project.")] = None,
+    env_manager: Annotated[str | None, typer.Option(help="Environment of --project's runs.",
+                                                    metavar=choices(ENV_MANAGERS), show_default=FROM_FILE)] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the search with this parent run id.")] = None,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -65,7 +73,9 @@ def _report(outcome: Any) -> Path | None:
 
 
 def print_search(outcome: Any, page: Path | None = None) -> None:
-    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items() if k != "trials")
+    from mlflow_tune.tuning.note import ordered_counts
+
+    counts = ", ".join(f"{v} {k}" for k, v in ordered_counts(outcome.counts))
     typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
                f"stopped by {outcome.stopped_by}")
     best = outcome.best

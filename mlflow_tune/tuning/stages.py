@@ -19,6 +19,7 @@ from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_tr
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.naming import stage_name
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
+from mlflow_tune.tuning.samplers import planned_trials
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.space import Space
 from mlflow_tune.tuning.summary import retrain_table, summarise_stage
@@ -94,7 +95,8 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
                                        pruning="none" if stage.retrain else tune.search.pruning)
         run, restored, last_tid = _open_stage(parent, experiment_id, index, stage, plan, existing, settings,
                                                  len(tune.stages))
-        listener.search_started(stage.name, stage_budget(stage))
+        listener.search_started(stage.name, len(plan.points) if plan.points else
+                                planned_trials(plan.space, settings.algo, stage_budget(stage)))
         for reason in plan.reasons:
             listener.message(f"[{stage.name}] {reason}")
         if run.status() == "FINISHED":

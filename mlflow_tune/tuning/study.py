@@ -22,6 +22,7 @@ from mlflow_tune.tuning.driver import (
 )
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.naming import search_name
+from mlflow_tune.tuning.samplers import planned_trials
 from mlflow_tune.tuning.summary import SearchOutcome, summarise, trials_csv
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
         return run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=resumed)
     restored, last_tid = restore_trials(client, experiment_id, parent.run_id, tune.space.names,
                                         tune.search) if resumed else ([], -1)
-    listener.search_started("search", tune.search.max_trials)
+    listener.search_started("search", planned_trials(tune.space, tune.search.algo, tune.search.max_trials))
     level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
                   tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid,
                   objective=tune.objective, search_run_id=parent.run_id, curve_keys=dict(tune.curves))
