@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,16 @@ def server(tracking_uri: str, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def _decoded_widths(images: Any, wait_s: float = 20) -> list[int]:
+    """Each image's decoded width (0 while not decoded), once all are decoded or after wait_s."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        if all(widths) or time.monotonic() > deadline:
+            return list(widths)
+        time.sleep(0.2)
+
+
 def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -116,15 +127,13 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         expect(frame.get_by_text("Optimisation history")).to_be_visible()
         images = frame.locator("img")
         expect(images).to_have_count(5)
-        widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert all(w > 300 for w in widths), widths
+        assert all(w > 300 for w in _decoded_widths(images)), _decoded_widths(images)
         page.screenshot(path=SHOTS / "report.png")
 
         # and the same file opened from disk, with no server at all
         page.goto((Path.cwd() / "reports" / rid / "report.html").as_uri())
         expect(page.locator("img")).to_have_count(5)
-        widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-        assert all(w > 300 for w in widths), widths
+        assert all(w > 300 for w in _decoded_widths(page.locator("img"))), _decoded_widths(page.locator("img"))
         page.set_viewport_size({"width": 1100, "height": 1500})
         page.screenshot(path=SHOTS / "report-from-disk.png")
         browser.close()
