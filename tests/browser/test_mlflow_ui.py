@@ -83,6 +83,7 @@ def _decoded_widths(images: Any, wait_s: float = 20) -> list[int]:
 def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)   # the UI's first load is slow on a loaded CI machine
     out = search(parse_tune_config(TUNE), tracking_uri=tracking_uri)
     make_report(client_for(tracking_uri), out.parent_run_id)
     eid, rid = out.experiment_id, out.parent_run_id
@@ -94,7 +95,7 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         context.add_init_script("localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1','true');"
                                 "localStorage.setItem('mlflow.assistant.panelOpen_v1','false')")
         page = context.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)
 
         # the runs table, as the printed link opens it: the search, its trials nested under it
         page.goto(f"{server}/#/experiments/{eid}/runs?workflowType=machine_learning")
@@ -121,8 +122,13 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         expect(page.get_by_role("link", name=re.compile(r"^trial-00 "))).to_be_visible()   # its child runs
         page.screenshot(path=SHOTS / "run.png")
 
-        # report.html in the artifact viewer: its figures decode there too (naturalWidth > 0)
-        page.goto(f"{server}/#/experiments/{eid}/runs/{rid}/artifacts/report.html?workflowType=machine_learning")
+        # report.html in the artifact viewer, reached from the description's link: its figures
+        # decode there too (naturalWidth > 0)
+        if page.get_by_text("Show more").count():
+            page.get_by_text("Show more").first.click()
+        href = page.get_by_role("link", name="report.html").first.get_attribute("href")
+        assert href == f"#/experiments/{eid}/runs/{rid}/artifacts/report.html"   # MLflow opens it in a new tab
+        page.goto(f"{server}/{href}")
         frame = page.frame_locator("iframe").first
         expect(frame.get_by_text("Optimisation history")).to_be_visible()
         images = frame.locator("img")
