@@ -148,6 +148,8 @@ def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: boo
     if log_to_run:
         run = RunLogger(client, parent_run_id)
         run.log_file(page)
-        link = f"#/experiments/{data.experiment_id}/runs/{parent_run_id}/artifacts/{REPORT_FILE}"
+        # workflowType: MLflow 3 would otherwise show the run among its GenAI pages
+        link = (f"#/experiments/{data.experiment_id}/runs/{parent_run_id}/artifacts/{REPORT_FILE}"
+                "?workflowType=machine_learning")
         run.set_tags({"mlflow.note.content": with_report_link(data.note, link)})
     return page

@@ -127,7 +127,8 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         if page.get_by_text("Show more").count():
             page.get_by_text("Show more").first.click()
         href = page.get_by_role("link", name="report.html").first.get_attribute("href")
-        assert href == f"#/experiments/{eid}/runs/{rid}/artifacts/report.html"   # MLflow opens it in a new tab
+        # MLflow opens it in a new tab
+        assert href == f"#/experiments/{eid}/runs/{rid}/artifacts/report.html?workflowType=machine_learning"
         page.goto(f"{server}/{href}")
         frame = page.frame_locator("iframe").first
         expect(frame.get_by_text("Optimisation history")).to_be_visible()

@@ -82,7 +82,8 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
     diagnoses = [t.data.tags[TAG + "diagnosis"] for t in trials]
     shown = re.search(r"\*\*Diagnoses:\*\* (.*)", note)
     assert shown and sum(int(w.split()[0]) for w in shown.group(1).split(", ")) == len(diagnoses)
-    assert f"[report.html](#/experiments/{eid}/runs/{rid}/artifacts/report.html)" in note
+    assert f"[report.html](#/experiments/{eid}/runs/{rid}/artifacts/report.html?workflowType=machine_learning)" \
+        in note
     assert "report.html" in [a.path for a in client.list_artifacts(rid)]
 
     data = read_search(client, rid)
