@@ -34,6 +34,7 @@ bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/search.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stages.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/diagnostics/score.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts
