@@ -50,7 +50,7 @@ def search(
     from mlflow_tune.tuning.study import search as run_search
 
     outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(not quiet))
-    page = None if no_report or not outcome.trials else _report(outcome)
+    page = None if no_report or not outcome.trials else search_report(outcome)
     if json_output:
         typer.echo(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str))
     else:
@@ -59,7 +59,7 @@ def search(
         raise typer.Exit(130)
 
 
-def _report(outcome: Any) -> Path | None:
+def search_report(outcome: Any) -> Path | None:
     """The search's report.html, written and logged on its run; a failure is told, not fatal: the
     search itself is done and recorded."""
     from mlflow_tune.cli.report import make_report
