@@ -35,6 +35,7 @@ bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stages.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/diagnostics/score.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/diagnostics/families.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts

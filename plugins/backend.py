@@ -13,6 +13,7 @@ search's status. Every mistake in the config is one line, before any run exists.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -112,4 +113,17 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         parent.set_tags({TAG + "role": "search", "mlflow.runName":
                          f"search {tune.search.algo} {Path(work_dir).name}:{entry_point}"})
         outcome = search(tune, tracking_uri=tracking_uri, parent_run_id=parent.run_id)
+        if outcome.trials:
+            _report(client, parent.run_id)
         return DoneRun(parent.run_id, not outcome.interrupted)
+
+
+def _report(client: Any, run_id: str) -> None:
+    """report.html on the search run, as `mlflow-tune search` leaves it; a failure is logged, not
+    fatal: the search itself is done and recorded."""
+    from mlflow_tune.reports.html import write_report
+
+    try:
+        write_report(client, run_id, Path("reports") / run_id)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("report.html not written: %s: %s", type(exc).__name__, exc)

@@ -15,18 +15,20 @@ from mlflow_tune.cli.quick_exit import quick_exit
 from mlflow_tune.cli.report import report
 from mlflow_tune.cli.search import search
 from mlflow_tune.cli.space import space_app
+from mlflow_tune.cli.terminal import VersionOption, quiet_mlflow_logs
 from mlflow_tune.cli.train import train
 
 __all__ = ["app", "fail", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Tune PyTorch models with MLflow: train, search, diagnose, promote, report.")
 HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False, context_settings=HELP,
+                  help="Tune PyTorch models with MLflow: train, search, diagnose, promote, report.")
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: VersionOption = False) -> None:
     """Tune PyTorch models with MLflow: train, search, diagnose, promote, report."""
+    quiet_mlflow_logs()
 
 
 for command in (train, search, diagnose, report, promote, fix):

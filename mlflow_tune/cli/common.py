@@ -18,6 +18,12 @@ TrackingUri = Annotated[str | None, typer.Option(
     help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory, made absolute).")]
 
 
+def choices(values: tuple[str, ...]) -> str:
+    """The metavar that shows an option's valid values in --help. Not a click.Choice: a bad value is
+    checked where the tune file's is, and told in one line (click's error is a multi-line box)."""
+    return "[" + "|".join(values) + "]"
+
+
 MAX_ERROR_CHARS = 400   # one short line, whatever value a message quotes
 
 
@@ -71,5 +77,19 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def ui_hint(tracking_uri: str) -> str:
-    return f"  open it with: mlflow ui --backend-store-uri {tracking_uri}"
+def ui_hint(tracking_uri: str, experiment_id: str = "", run_id: str = "") -> str:
+    """How to open the runs: a server's own pages, or for a local store the `mlflow ui` command and
+    the pages it will serve (the experiment's runs table and the run)."""
+    from mlflow_tune.tracking.runs import ui_base_url
+
+    lines = []
+    base = ui_base_url(tracking_uri)
+    if not tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"  open it with: mlflow ui --backend-store-uri {tracking_uri}")
+    # MLflow 3 opens an experiment on its GenAI pages in a fresh browser; this opens its training runs
+    view = "?workflowType=machine_learning"
+    if experiment_id:
+        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs{view}")
+        if run_id:
+            lines.append(f"  this run: {base}/#/experiments/{experiment_id}/runs/{run_id}{view}")
+    return "\n".join(lines)

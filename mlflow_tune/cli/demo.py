@@ -10,7 +10,7 @@ DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo.yaml"   # mlflow
 
 def main() -> int:
     from mlflow_tune.cli.progress import default_listener
-    from mlflow_tune.cli.search import print_search
+    from mlflow_tune.cli.search import print_search, search_report
     from mlflow_tune.tuning.study import search
     from mlflow_tune.tuning.tunefile import load_tune_file
 
@@ -19,11 +19,11 @@ def main() -> int:
         return 2
     print(f"mlflow-tune demo: TPE search on digits ({DEMO.name}), results in ./mlflow.db", flush=True)
     outcome = search(load_tune_file(DEMO), listener=default_listener())
-    print_search(outcome)
+    print_search(outcome, search_report(outcome) if outcome.trials else None)
     parent = outcome.parent_run_id
     print("next:")
     print(f"  mlflow-tune diagnose --parent {parent}")
-    print(f"  mlflow-tune report {parent}")
+    print(f"  mlflow-tune report {parent} --text")
     print(f"  mlflow-tune promote {parent} --model-name digits-mlp")
     return 130 if outcome.interrupted else 0
 

@@ -1,4 +1,9 @@
-"""Search progress for people: a live table in a terminal, plain lines elsewhere (CI, pipes)."""
+"""Search progress for people: a rich progress bar in a terminal, plain lines elsewhere (CI, pipes),
+nothing with --quiet.
+
+Counts are against what will really run (a grid's size, a stage's own trials), always in the same
+order; the ETA appears only once a few trials have finished (the first ones pay the start-up).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ import time
 from typing import Any, TextIO
 
 from mlflow_tune.tuning.listener import SearchListener
+from mlflow_tune.tuning.note import DIAGNOSES
 from mlflow_tune.tuning.trial import TrialOutcome
+
+ETA_AFTER = 3   # finished trials before an ETA is worth showing
 
 
 def _fmt(value: float | None) -> str:
@@ -19,29 +27,55 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{sec:02d}s" if minutes else f"{sec}s"
 
 
-class _Counts:
-    def __init__(self) -> None:
-        self.name, self.total, self.start = "", 0, time.monotonic()
+class Counts:
+    """One search's (or stage's) counts; `clock` is injectable for tests."""
+
+    def __init__(self, name: str = "", total: int = 0, clock: Any = time.monotonic) -> None:
+        self.name, self.total, self.clock = name, total, clock
+        self.start = clock()
         self.running: set[int] = set()
         self.by_status: dict[str, int] = {}
+        self.by_diagnosis: dict[str, int] = {}
         self.best: TrialOutcome | None = None
 
     def done(self) -> int:
         return sum(self.by_status.values())
 
+    def add(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+        self.running.discard(outcome.tid)
+        self.by_status[outcome.status] = self.by_status.get(outcome.status, 0) + 1
+        if outcome.diagnosis:
+            self.by_diagnosis[outcome.diagnosis] = self.by_diagnosis.get(outcome.diagnosis, 0) + 1
+        self.best = best
+
     def eta(self) -> str:
+        """Remaining trials at the rate seen so far (which already reflects trials running at once)."""
         done = self.done()
-        if not done or not self.total:
-            return "?"
-        per_trial = (time.monotonic() - self.start) / done
-        return _duration(max(0, self.total - done) * per_trial / max(1, len(self.running) or 1))
+        if done < ETA_AFTER or not self.total:
+            return ""
+        return _duration(max(0, self.total - done) * (self.clock() - self.start) / done)
+
+    def status(self) -> str:
+        """Counts in a fixed order: running, pruned, failed, then diagnoses; best; time."""
+        words = [f"{len(self.running)} running", f"{self.by_status.get('pruned', 0)} pruned",
+                 f"{self.by_status.get('failed', 0)} failed"]
+        order = [*DIAGNOSES, *sorted(set(self.by_diagnosis) - set(DIAGNOSES))]
+        words += [f"{self.by_diagnosis[d]} {d}" for d in order if self.by_diagnosis.get(d)]
+        b = self.best
+        words.append(f"best {_fmt(b.objective)} (trial {b.tid})" if b else "best -")
+        words.append(f"elapsed {_duration(self.clock() - self.start)}")
+        if eta := self.eta():
+            words.append(f"ETA {eta}")
+        return ", ".join(words)
 
     def line(self) -> str:
-        b = self.best
-        best = f"best {_fmt(b.objective)} (trial {b.tid})" if b else "best -"
-        return (f"[{self.name}] {self.done()}/{self.total} done, {len(self.running)} running, "
-                f"{self.by_status.get('pruned', 0)} pruned, {self.by_status.get('failed', 0)} failed, "
-                f"{best}, elapsed {_duration(time.monotonic() - self.start)}, ETA {self.eta()}")
+        return f"[{self.name}] {self.done()}/{self.total} done, {self.status()}"
+
+
+def _trial_line(outcome: TrialOutcome) -> str:
+    extra = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
+    error = f" error: {outcome.error}" if outcome.status == "failed" else ""
+    return f"trial {outcome.tid}: {outcome.status} objective={_fmt(outcome.objective)}{extra}{error}"
 
 
 class PlainProgress(SearchListener):
@@ -49,62 +83,64 @@ class PlainProgress(SearchListener):
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
-        self.c = _Counts()
+        self.c = Counts()
 
     def search_started(self, name: str, max_trials: int) -> None:
-        self.c = _Counts()   # each stage counts on its own
-        self.c.name, self.c.total = name, max_trials
+        self.c = Counts(name, max_trials)   # each stage counts on its own
 
     def trial_started(self, tid: int, params: dict[str, Any]) -> None:
         self.c.running.add(tid)
 
-    def _count(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
-        self.c.running.discard(outcome.tid)
-        self.c.by_status[outcome.status] = self.c.by_status.get(outcome.status, 0) + 1
-        self.c.best = best
-
     def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
-        self._count(outcome, best)
-        extra = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
-        error = f" error: {outcome.error}" if outcome.status == "failed" else ""
-        print(f"trial {outcome.tid}: {outcome.status} objective={_fmt(outcome.objective)}{extra}{error} | "
-              f"{self.c.line()}", file=self.stream, flush=True)
+        self.c.add(outcome, best)
+        print(f"{_trial_line(outcome)} | {self.c.line()}", file=self.stream, flush=True)
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
 
 class LiveProgress(PlainProgress):
-    """A live status line (rich) that redraws in place in a terminal."""
+    """A rich progress bar per search or stage, redrawn in place; finished trials print above it."""
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.live import Live
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         super().__init__()
         self.console = Console(stderr=True)
-        self.live = Live(console=self.console, refresh_per_second=4, transient=True)
-        self.live.start()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[status]}"), console=self.console,
+                                 refresh_per_second=4)
+        self.task: Any = None
+        self.progress.start()
+
+    def search_started(self, name: str, max_trials: int) -> None:
+        super().search_started(name, max_trials)
+        self.task = self.progress.add_task(name, total=max_trials or None, status=self.c.status())
 
     def _refresh(self) -> None:
-        self.live.update(self.c.line())
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.c.done(), status=self.c.status())
 
     def trial_started(self, tid: int, params: dict[str, Any]) -> None:
         super().trial_started(tid, params)
         self._refresh()
 
     def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
-        self._count(outcome, best)
-        tag = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
-        self.console.print(f"trial {outcome.tid}: {outcome.status} objective={_fmt(outcome.objective)}{tag}")
+        from rich.markup import escape
+
+        self.c.add(outcome, best)
+        self.progress.console.print(escape(_trial_line(outcome)))
         self._refresh()
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        from rich.markup import escape
+
+        self.progress.console.print(escape(text))
 
     def search_finished(self) -> None:
-        self.live.stop()
-        self.console.print(self.c.line())
+        self._refresh()
+        self.progress.stop()
 
 
 def default_listener(enabled: bool = True) -> SearchListener:

@@ -8,27 +8,36 @@ from typing import Annotated, Any
 
 import typer
 
-from mlflow_tune.cli.common import TrackingUri, ui_hint, user_errors
+from mlflow_tune.cli.common import TrackingUri, choices, ui_hint, user_errors
+from mlflow_tune.tuning.settings import ALGOS, ENV_MANAGERS, PRUNERS
+
+FROM_FILE = "from the tune file"
 
 
 @user_errors
 def search(
     config: Annotated[Path, typer.Option(help="Tune file (YAML): experiment, train, space, search, stages.")],
-    algo: Annotated[str | None, typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
-    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).")] = None,
-    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.")] = None,
-    pruning: Annotated[str | None, typer.Option(help="none | median | asha.")] = None,
+    algo: Annotated[str | None, typer.Option(help="Search algorithm.", metavar=choices(ALGOS),
+                                             show_default=FROM_FILE)] = None,
+    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).",
+                                                   show_default=FROM_FILE)] = None,
+    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.",
+                                                 show_default=FROM_FILE)] = None,
+    pruning: Annotated[str | None, typer.Option(help="Pruner of unpromising trials.", metavar=choices(PRUNERS),
+                                                show_default=FROM_FILE)] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     no_progress: Annotated[int | None, typer.Option(help="Stop after N trials without improvement.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the search algorithm.")] = None,
     project: Annotated[str | None, typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
     entry_point: Annotated[str | None, typer.Option(help="Entry point of --project.")] = None,
-    env_manager: Annotated[str | None, typer.Option(help="local | virtualenv | uv | conda, for --project.")] = None,
+    env_manager: Annotated[str | None, typer.Option(help="Environment of --project's runs.",
+                                                    metavar=choices(ENV_MANAGERS), show_default=FROM_FILE)] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the search with this parent run id.")] = None,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display on stderr.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html at the end.")] = False,
 ) -> None:
     """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
     from mlflow_tune.tuning.tunefile import load_tune_file
@@ -41,16 +50,32 @@ def search(
     from mlflow_tune.tuning.study import search as run_search
 
     outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(not quiet))
+    page = None if no_report or not outcome.trials else search_report(outcome)
     if json_output:
-        typer.echo(json.dumps(outcome.to_dict(), default=str))
+        typer.echo(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str))
     else:
-        print_search(outcome)
+        print_search(outcome, page)
     if outcome.interrupted:
         raise typer.Exit(130)
 
 
-def print_search(outcome: Any) -> None:
-    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items() if k != "trials")
+def search_report(outcome: Any) -> Path | None:
+    """The search's report.html, written and logged on its run; a failure is told, not fatal: the
+    search itself is done and recorded."""
+    from mlflow_tune.cli.report import make_report
+    from mlflow_tune.tracking.runs import client_for
+
+    try:
+        return make_report(client_for(outcome.tracking_uri), outcome.parent_run_id)
+    except Exception as exc:
+        typer.echo(f"report not written: {type(exc).__name__}: {exc}"[:400], err=True)
+        return None
+
+
+def print_search(outcome: Any, page: Path | None = None) -> None:
+    from mlflow_tune.tuning.note import ordered_counts
+
+    counts = ", ".join(f"{v} {k}" for k, v in ordered_counts(outcome.counts))
     typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
                f"stopped by {outcome.stopped_by}")
     best = outcome.best
@@ -64,4 +89,6 @@ def print_search(outcome: Any) -> None:
         w = outcome.winner
         typer.echo(f"  retrain winner (best mean over {w['seeds']} seeds): objective {w['mean']:.4g} "
                    f"+- {w['std']:.2g}; runs {', '.join(w['run_ids'])}")
-    typer.echo(ui_hint(outcome.tracking_uri))
+    if page is not None:
+        typer.echo(f"  report: {page} (also in the run's artifacts)")
+    typer.echo(ui_hint(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id))

@@ -35,7 +35,8 @@ def _train_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
         kind, dash = FIELD_TYPES[field.name], field.name.replace("_", "-")
         decls = [f"--{dash}/--no-{dash}"] if kind is bool else \
             [f"--{dash}", *([f"--{field.name}"] if dash != field.name else [])]
-        option = typer.Option(None, *decls, help=f"{FIELD_HELP.get(field.name, '')} [default: {field.default}]",
+        # show_default, not "[default: ...]" in the help text: rich markup took that for a tag and dropped it
+        option = typer.Option(None, *decls, help=FIELD_HELP.get(field.name, ""), show_default=str(field.default),
                               rich_help_panel="Training (TrainConfig)")
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[kind]))  # noqa: UP045 (a runtime type)

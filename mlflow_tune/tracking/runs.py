@@ -27,6 +27,8 @@ URI_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql"
 MAX_EXPERIMENT_NAME = 500   # MLflow's own limit, refused by it with a traceback
 TAG = "mlflow_tune."
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3 opens an experiment of this kind on its training runs, not on the GenAI overview (traces).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 _BATCH = 100   # MLflow accepts at most 100 params per log_batch call
 
 
@@ -43,6 +45,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         raise ValueError(f"tracking URI {uri[:100]!r} has an unknown scheme {scheme[:40]!r}; "
                          f"use one of: {', '.join(URI_SCHEMES)}.")
     return uri
+
+
+LOCAL_UI = "http://127.0.0.1:5000"   # where `mlflow ui` serves by default
+
+
+def ui_base_url(tracking_uri: str) -> str:
+    """The MLflow UI showing this store: the server itself, or for a local store `mlflow ui`'s default."""
+    return tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
 
 
 def client_for(uri: str | None = None) -> MlflowClient:
@@ -79,7 +89,7 @@ def _find_or_create_experiment(client: MlflowClient, name: str) -> str:
     if uri.startswith("sqlite:///"):
         location = Path(uri[len("sqlite:///"):]).parent.joinpath("mlartifacts").as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
     except Exception:   # another worker created it between our lookup and create
         again = client.get_experiment_by_name(name)
         if again is None:

@@ -60,7 +60,8 @@ class Trial:
         self._pending: list[tuple[str, float, int]] = []
         self._start: dict[str, Any] = {"params": tuple((k, str(v)) for k, v in self.params.items()),
                                        "tags": ((TAG + "role", "trial"), (TAG + "trial", str(spec.tid)),
-                                                (TAG + "worker", worker_name()))}
+                                                (TAG + "worker", worker_name()),
+                                                ("mlflow.runName", spec.run_name))}
         self._last_flush = time.monotonic()
         self._reports = 0
         self.model: ModelParts | None = None

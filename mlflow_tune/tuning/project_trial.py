@@ -32,7 +32,7 @@ SEARCH_ENV, TRIAL_ENV = "MLFLOW_TUNE_SEARCH_RUN_ID", "MLFLOW_TUNE_TRIAL"   # rea
 def run_project_trial(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOutcome:
     """Run the trial's project entry point in its pre-created run, watch it, and record the outcome."""
     # As `mlflow run` logs the -P parameters of a run it makes (this one is ours), as passed.
-    run.log_params({k: str(v) for k, v in spec.config.items()})
+    run.log_batch(params={k: str(v) for k, v in spec.config.items()}, tags={"mlflow.runName": spec.run_name})
     with tempfile.TemporaryDirectory(prefix="mlflow-tune-trial-") as tmp:
         log = Path(tmp) / "stdout.txt"
         with log.open("wb") as out:

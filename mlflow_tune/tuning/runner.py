@@ -65,7 +65,8 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False, writer=writer,
                              plot_at_end=False, first_epoch_at_once=False, hold_end=True,
-                             extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": worker_name()})
+                             extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": worker_name(),
+                                                 "mlflow.runName": spec.run_name})
     try:
         # the kept weights, their test metrics and the objective all come from one epoch
         result = train_model(cfg, [DiagnosisGuard(), pruning, tracker],

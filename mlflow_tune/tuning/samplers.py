@@ -29,6 +29,11 @@ def tpe_startup(max_trials: int) -> int:
     return max(5, min(20, max_trials // 5))
 
 
+def planned_trials(space: Space, algo: str, max_trials: int) -> int:
+    """Trials a level will really run: a grid stops at its size, whatever max_trials says."""
+    return min(max_trials, len(grid_points(space))) if algo == "grid" else max_trials
+
+
 class Suggester:
     """Hands out the next trial's parameters and learns from finished trials."""
 

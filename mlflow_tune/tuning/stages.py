@@ -17,7 +17,9 @@ from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs
 from mlflow_tune.tracking.writer import drain
 from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_trials, run_level
 from mlflow_tune.tuning.listener import SearchListener
+from mlflow_tune.tuning.naming import stage_name
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
+from mlflow_tune.tuning.samplers import planned_trials
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.space import Space
 from mlflow_tune.tuning.summary import retrain_table, summarise_stage
@@ -91,8 +93,10 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
         # A retrain measures spread over seeds: pruning would cut exactly the runs it needs.
         settings = dataclasses.replace(tune.search, algo="grid" if stage.retrain else stage.algo,
                                        pruning="none" if stage.retrain else tune.search.pruning)
-        run, restored, last_tid = _open_stage(parent, experiment_id, index, stage, plan, existing, settings)
-        listener.search_started(stage.name, stage_budget(stage))
+        run, restored, last_tid = _open_stage(parent, experiment_id, index, stage, plan, existing, settings,
+                                                 len(tune.stages))
+        listener.search_started(stage.name, len(plan.points) if plan.points else
+                                planned_trials(plan.space, settings.algo, stage_budget(stage)))
         for reason in plan.reasons:
             listener.message(f"[{stage.name}] {reason}")
         if run.status() == "FINISHED":
@@ -126,7 +130,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
 
 
 def _open_stage(parent: RunLogger, experiment_id: str, index: int, stage: StageSettings, plan: StagePlan,
-                existing: dict[int, Any], settings: Any) -> tuple[RunLogger, list[TrialOutcome], int]:
+                existing: dict[int, Any], settings: Any, count: int = 1) -> tuple[RunLogger, list[TrialOutcome], int]:
     """The stage's run: resumed (with its finished trials) or new (with its plan logged)."""
     names: Any = sorted({k for p in plan.points for k in p}) if plan.points else plan.space
     if index in existing:
@@ -136,7 +140,8 @@ def _open_stage(parent: RunLogger, experiment_id: str, index: int, stage: StageS
         if status != "FINISHED":
             parent.client.update_run(run.run_id, status="RUNNING")
         return run, restored, last_tid
-    run = RunLogger.start(parent.client, experiment_id, name=f"stage-{index}-{stage.name}",
+    run = RunLogger.start(parent.client, experiment_id, name=stage_name(
+                              index, count, stage.algo, stage.train_overrides, stage.retrain, stage.seeds),
                           parent_run_id=parent.run_id,
                           tags={TAG + "role": "stage", TAG + "stage": str(index)})
     params: dict[str, Any] = {f"stage.{k}": v for k, v in dataclasses.asdict(stage).items()

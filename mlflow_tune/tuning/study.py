@@ -21,6 +21,8 @@ from mlflow_tune.tuning.driver import (
     sigterm_as_interrupt,
 )
 from mlflow_tune.tuning.listener import SearchListener
+from mlflow_tune.tuning.naming import search_name
+from mlflow_tune.tuning.samplers import planned_trials
 from mlflow_tune.tuning.summary import SearchOutcome, summarise, trials_csv
 
 if TYPE_CHECKING:
@@ -55,7 +57,9 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         log_setup(parent, tune, writer)
     else:
         experiment_id = ensure_experiment(client, tune.experiment)
-        parent = RunLogger.start(client, experiment_id, name=f"search-{tune.search.algo}",
+        parent = RunLogger.start(client, experiment_id, name=search_name(
+                                     tune.search.algo, tune.train, tune.objective,
+                                     tune.stages[0].algo if tune.stages else ""),
                                  tags={TAG + "role": "search"})
         log_setup(parent, tune, writer)
     with sigterm_as_interrupt():
@@ -71,7 +75,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
             raise
         finally:
             listener.search_finished()
-        outcome = summarise(parent, result, experiment_id)
+        outcome = summarise(parent, result, experiment_id, tune.search.metric, tune.search.mode)
         fatal = next((o.error for o in result.outcomes if o.fatal), "")
         parent.end("KILLED" if result.interrupted else "FAILED" if fatal else "FINISHED")
     if fatal:   # e.g. the metric is never reported: the user's mistake, told in one line
@@ -87,7 +91,7 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
         return run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=resumed)
     restored, last_tid = restore_trials(client, experiment_id, parent.run_id, tune.space.names,
                                         tune.search) if resumed else ([], -1)
-    listener.search_started("search", tune.search.max_trials)
+    listener.search_started("search", planned_trials(tune.space, tune.search.algo, tune.search.max_trials))
     level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
                   tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid,
                   objective=tune.objective, search_run_id=parent.run_id, curve_keys=dict(tune.curves))

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
 from mlflow_tune.tuning.driver import LevelResult, best_trial
+from mlflow_tune.tuning.note import search_note
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.trial import TrialOutcome
 
@@ -68,7 +69,8 @@ def trials_csv(trials: list[TrialOutcome]) -> str:
     return out.getvalue()
 
 
-def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> SearchOutcome:
+def summarise(parent: RunLogger, result: LevelResult, experiment_id: str, metric: str = "objective",
+              mode: str = "min") -> SearchOutcome:
     """Write the parent's summary (its trials table is already in): counts, best trial's params,
     metrics and run id."""
     trials = result.outcomes
@@ -91,6 +93,7 @@ def summarise(parent: RunLogger, result: LevelResult, experiment_id: str) -> Sea
         tags[TAG + "winner_run_ids"] = ",".join(winner["run_ids"])
         metrics.update(finite({"winner_mean": winner["mean"], "winner_std": winner["std"],
                                "winner_seeds": float(winner["seeds"])}))
+    tags["mlflow.note.content"] = search_note(metric, mode, counts, result.stopped_by, best, best_metrics)
     parent.log_batch([(k, v, 0) for k, v in metrics.items()], tags=tags)   # one commit
     client = parent.client
     return SearchOutcome(parent.run_id, experiment_id, client.tracking_uri, tuple(trials), best,

@@ -43,6 +43,12 @@ class TrialSpec:
     curve_keys: dict[str, str] = field(default_factory=dict)   # e.g. {"val_loss": "valid/loss"}: what to diagnose
     objective_rule: str = "smoothed"   # search.objective: best | smoothed | last (training.selection)
 
+    @property
+    def run_name(self) -> str:
+        from mlflow_tune.tuning.naming import trial_name
+
+        return trial_name(self.tid, self.params)
+
     def oriented(self, value: float) -> float:
         """Lower is better, whatever the metric."""
         return value if self.mode == "min" else -value
