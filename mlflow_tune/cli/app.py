@@ -5,8 +5,11 @@ Each command lives in its own module; this one only assembles them, so adding a 
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from mlflow_tune import interrupts
 from mlflow_tune.cli.common import fail
 from mlflow_tune.cli.diagnose import diagnose
 from mlflow_tune.cli.promote import promote
@@ -15,6 +18,14 @@ from mlflow_tune.cli.report import report
 from mlflow_tune.cli.search import search
 from mlflow_tune.cli.space import space_app
 from mlflow_tune.cli.train import train
+
+
+def _exit_now(name: str) -> None:
+    """A signal where nothing can be saved cleanly (start-up), or a second one: leave at once."""
+    line = (f"interrupted ({name}): exiting now; finished trials are saved, --resume completes the search\n"
+            if name.endswith("again") else f"interrupted ({name}): nothing was saved\n")
+    os.write(2, line.encode())
+
 
 __all__ = ["app", "fail", "main"]
 
@@ -34,11 +45,13 @@ app.add_typer(space_app, name="space")
 
 
 def main() -> None:
+    # First: a signal during start-up is one line and exit 130; once runs exist, a flag (interrupts.py).
+    interrupts.install(_exit_now)
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # a library's own, or the Python API's second Ctrl-C
         typer.echo("interrupted", err=True)
-        quick_exit(130)
+        quick_exit(interrupts.EXIT_CODE)
     except SystemExit as exc:
         quick_exit(exc.code)
     quick_exit(0)

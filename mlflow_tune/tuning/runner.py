@@ -11,6 +11,7 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mlflow_tune import interrupts
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, client_for, finite
 from mlflow_tune.training.config import from_mapping
@@ -68,6 +69,8 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": worker_name()})
     try:
         result = train_model(cfg, [DiagnosisGuard(), pruning, tracker])
+        if result.stop_reason == interrupts.STOP_REASON:
+            raise interrupts.Interrupted
         outcome, last = _outcome(spec, result, pruning, board)
     except BaseException:
         tracker.flush()   # params and epochs so far go in before run_trial records the failure
