@@ -95,6 +95,8 @@ def saving() -> Iterator[None]:
     if not installed() and threading.current_thread() is threading.main_thread():
         previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
         install()
+    if _saving == 0:   # a new command or API call: an earlier search's interrupt is over
+        clear()
     _saving += 1
     try:
         yield

@@ -56,11 +56,20 @@ def json_stdout(enabled: bool) -> Iterator[TextIO]:
     if not enabled:
         yield sys.stdout
         return
-    sys.stdout.flush()
+    original = sys.stdout
+    try:
+        at_fd_1 = original.fileno() == 1
+    except (AttributeError, OSError, ValueError):   # a captured stream (tests, notebooks)
+        at_fd_1 = False
+    if not at_fd_1:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield original
+        return
+    original.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        with os.fdopen(os.dup(saved), "w") as real:
+        with os.fdopen(os.dup(saved), "w") as real, contextlib.redirect_stdout(sys.stderr):
             yield real
             real.flush()
     finally:

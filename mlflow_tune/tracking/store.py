@@ -27,8 +27,8 @@ from mlflow_tune.training.config import ConfigError
 
 SERVER_CHECK_SECONDS = 3.0
 # MLflow's defaults retry a failed request 7 times with a factor-2 backoff and a 120 s timeout:
-# minutes per request. These keep one request under ~25 s against a refused connection.
-HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+# minutes per request. These keep one request under ~10 s against a refused connection.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 _ready: set[str] = set()
 _lock = threading.Lock()

@@ -7,7 +7,6 @@ worth keeping is in MLflow, so `--resume` rebuilds a search from its child runs.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -18,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import faults, interrupts
 from mlflow_tune.executors.local import make_executor
-from mlflow_tune.tracking.runs import PARENT_TAG, TAG, RunLogger, child_runs, client_for
+from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for
 from mlflow_tune.tracking.writer import DRAIN_SECONDS
 from mlflow_tune.training.config import ConfigError
+from mlflow_tune.tuning.child_runs import ChildRuns
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.runner import run_trial
 from mlflow_tune.tuning.samplers import Suggester
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
 
 LOST = "store lost: "   # the interrupt flag's reason when the tracking store stopped answering
+LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
 
@@ -219,62 +220,17 @@ def _stop_running(level: Level, executor: Any, writer: Writer | None, running: d
     The writer drains first (bounded), so a trial whose end was queued ends FINISHED with its
     outcome and is reported; only runs still RUNNING after that are ended KILLED (interrupted)."""
     executor.abort()
-    if writer is not None:
-        writer.drain(DRAIN_SECONDS)
+    lost = interrupts.signal_name().startswith(LOST)
+    if writer is not None:   # a lost store: a short wait, what it drops --resume re-runs
+        writer.drain(LOST_DRAIN_SECONDS if lost else DRAIN_SECONDS)
     for future, spec in running.items():
         outcome = future.result() if future.done() and future.exception() is None else None
         if outcome is not None and outcome.status in FINAL:
             finished(outcome)
-        else:
-            with contextlib.suppress(Exception):   # a lost store: --resume ends it
-                _mark_interrupted(level.parent, spec.run_id)
-    if starting is not None:   # its run exists but it was not yet handed to the executor
-        with contextlib.suppress(Exception):
-            _mark_interrupted(level.parent, starting.run_id)
-
-
-class ChildRuns:
-    """Trial runs, made ahead by the background writer when trials train here or in workers.
-
-    Creating a run is a ~15 ms round trip to the store; made while earlier trials train, it is
-    ready when its trial starts. With N trials at once, N runs are made ahead: the next trial
-    may start as soon as any running one ends. A run made ahead but never used is deleted when
-    the level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
-    """
-
-    def __init__(self, level: Level, ahead: Writer | None, depth: int = 1):
-        self.level, self.ahead, self.depth = level, ahead, max(1, depth)
-        self.made: dict[int, Future[str]] = {}
-
-    def _tags(self, tid: int) -> dict[str, str]:
-        return {TAG + "role": "trial", TAG + "trial": str(tid), PARENT_TAG: self.level.parent.run_id,
-                **self.level.tags}
-
-    def take(self, tid: int, more: int = 1) -> str:
-        """The run of trial `tid`; makes runs ahead for up to `more` trials that may follow it."""
-        level = self.level
-        # Waits if the writer is still busy (e.g. with its first model): making a second run for
-        # the same trial instead would leave two runs with one number after a kill -9.
-        # It leaves `made` only once it is there: interrupted while waiting, discard() ends it.
-        made = self.made.get(tid)
-        run_id = made.result() if made is not None else RunLogger.start(
-            level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
-        self.made.pop(tid, None)
-        if self.ahead is not None:
-            from mlflow_tune.tracking.writer import RunWrite
-
-            for ahead in range(tid + 1, tid + 1 + min(self.depth, more)):
-                if ahead not in self.made:
-                    tags = {**self._tags(ahead), "mlflow.runName": f"trial-{ahead}"}
-                    self.made[ahead] = self.ahead.submit(RunWrite(
-                        level.tracking_uri, "", experiment_id=level.experiment_id, create=tuple(tags.items())))
-        return run_id
-
-    def discard(self) -> None:
-        for made in self.made.values():
-            with contextlib.suppress(Exception):
-                self.level.parent.client.delete_run(made.result())
-        self.made.clear()
+        elif not lost:   # a lost store: --resume ends the run
+            _mark_interrupted(level.parent, spec.run_id)
+    if starting is not None and not lost:   # its run exists but was not yet handed to the executor
+        _mark_interrupted(level.parent, starting.run_id)
 
 
 def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,9 @@ class StoreLost(RuntimeError):
     """The tracking store stopped answering mid-search: the search stopped; `--resume` completes it."""
 
     def __init__(self, parent_run_id: str, saved: int, reason: str):
-        super().__init__(f"the tracking store stopped answering ({reason[:200]}); the search stopped "
+        cause = re.search(r"\[Errno -?\d+\] [\w ]+|timed out|Max retries exceeded", reason)
+        super().__init__(f"the tracking store stopped answering ({cause.group(0) if cause else reason[:80]}); "
+                         f"the search stopped "
                          f"with {saved} trials saved in run {parent_run_id}")
         self.parent_run_id, self.saved = parent_run_id, saved
 
@@ -66,6 +69,8 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         try:
             faults.point("setup-logged")
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
+            if interrupts.signal_name().startswith(LOST):   # no summary to write: stop now
+                raise RuntimeError(interrupts.signal_name())
             faults.point("before-summary")
             # The trials table needs nothing from the trials' runs: it is written while the
             # writer finishes the last of them; the rest of the summary reads them.
@@ -76,9 +81,10 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         except BaseException as exc:
             listener.search_finished()
             lost = interrupts.signal_name().startswith(LOST)
-            with contextlib.suppress(Exception):   # the store itself may be what failed
-                parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
-                parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            if not lost:
+                with contextlib.suppress(Exception):   # the store itself may be what failed
+                    parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+                    parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             if lost or _unreachable(exc):
                 saved = sum(o.status in FINAL for o in result.outcomes) if result is not None else 0
                 raise StoreLost(parent.run_id, saved, interrupts.signal_name()[len(LOST):] or str(exc)) from None

