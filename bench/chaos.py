@@ -1,7 +1,7 @@
 """Searches interrupted at random moments, then resumed: is anything lost, duplicated or left RUNNING?
 
 Each case is a fresh SQLite store and a small search (digits, mlp, 6 epochs, 4 trials, no
-pruning, parallel 1 or 2 alternately), interrupted after a random delay (spanning start-up,
+pruning, parallel 1 or 2 alternately), interrupted after a random delay of 0.3-9 s (start-up,
 set-up, trials and summary) by SIGINT, SIGTERM or SIGKILL, then resumed with `--resume` (or, if
 the interrupt came before the search run existed, started again). Counted over all cases, with
 the property of the reliability suite (`tests/reliability/reliability_kit.py::measure`): runs
@@ -42,7 +42,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 def case(number: int, rng: random.Random, folder: Path) -> dict[str, object]:
     parallel = 1 + number % 2
     sig = SIGNALS[number % 3] if number < 6 else rng.choice(SIGNALS)
-    delay = rng.uniform(0.5, 14.0)
+    delay = rng.uniform(0.3, 9.0)
     uri = f"sqlite:///{folder}/mlflow.db"
     config = str(tune_file(folder, parallel=parallel, max_trials=4))
     proc = start(["search", "--config", config], folder, uri)
