@@ -25,6 +25,7 @@ from typing import Any
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODE = 130
 STOP_REASON = "interrupted"   # a training run's stop reason when the flag stopped it
+STORE_LOST = "store lost: "   # the flag's reason when the tracking store stopped answering
 
 
 class Interrupted(KeyboardInterrupt):
@@ -50,6 +51,10 @@ def request(name: str = "interrupt") -> None:
     global _signal_name
     _signal_name = _signal_name or name
     _requested.set()
+
+
+def store_lost() -> bool:
+    return _signal_name.startswith(STORE_LOST)
 
 
 def clear() -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow_tune import interrupts
 from mlflow_tune.tracking.models import ModelParts
 from mlflow_tune.training.callbacks import EpochRecord
 
@@ -149,6 +150,7 @@ WHERE = ("thread", "here")
 # How long an exit or an interrupt waits for queued writes: a store that stopped answering must
 # not hold the process (MLflow's own HTTP retries are bounded too, see tracking/store.py).
 DRAIN_SECONDS = 60.0
+LOST_DRAIN_SECONDS = 5.0
 
 
 class Writer:
@@ -218,6 +220,8 @@ class Writer:
             future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float | None = DRAIN_SECONDS) -> None:
+        if interrupts.store_lost():   # each job would wait out its retries: what is lost, --resume redoes
+            timeout = LOST_DRAIN_SECONDS
         deadline = None if timeout is None else time.monotonic() + timeout
         self.drain(timeout)
         if self._thread is not None:

@@ -31,7 +31,7 @@ from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
 
-LOST = "store lost: "   # the interrupt flag's reason when the tracking store stopped answering
+LOST = interrupts.STORE_LOST
 LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
@@ -157,7 +157,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 if _store_answers(level):   # e.g. a file the store refused: the trial says so itself
                     pass
                 else:   # not durable, so not reported: the search stops and --resume re-runs it
-                    interrupts.request(LOST + f"{type(exc).__name__}: {exc}"[:300])
+                    interrupts.request(LOST + f"{type(exc).__name__}: {exc}"[:2000])
                     return
         outcomes.append(outcome)
         listener.trial_finished(outcome, best_trial(outcomes))
@@ -220,7 +220,7 @@ def _stop_running(level: Level, executor: Any, writer: Writer | None, running: d
     The writer drains first (bounded), so a trial whose end was queued ends FINISHED with its
     outcome and is reported; only runs still RUNNING after that are ended KILLED (interrupted)."""
     executor.abort()
-    lost = interrupts.signal_name().startswith(LOST)
+    lost = interrupts.store_lost()
     if writer is not None:   # a lost store: a short wait, what it drops --resume re-runs
         writer.drain(LOST_DRAIN_SECONDS if lost else DRAIN_SECONDS)
     for future, spec in running.items():

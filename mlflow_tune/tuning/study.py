@@ -39,7 +39,7 @@ class StoreLost(RuntimeError):
     """The tracking store stopped answering mid-search: the search stopped; `--resume` completes it."""
 
     def __init__(self, parent_run_id: str, saved: int, reason: str):
-        cause = re.search(r"\[Errno -?\d+\] [\w ]+|timed out|Max retries exceeded", reason)
+        cause = re.search(r"\[Errno -?\d+\] [\w ]+", reason) or re.search(r"timed out|Max retries exceeded", reason)
         super().__init__(f"the tracking store stopped answering ({cause.group(0) if cause else reason[:80]}); "
                          f"the search stopped "
                          f"with {saved} trials saved in run {parent_run_id}")
@@ -69,7 +69,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         try:
             faults.point("setup-logged")
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
-            if interrupts.signal_name().startswith(LOST):   # no summary to write: stop now
+            if interrupts.store_lost():   # no summary to write: stop now
                 raise RuntimeError(interrupts.signal_name())
             faults.point("before-summary")
             # The trials table needs nothing from the trials' runs: it is written while the
@@ -80,7 +80,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
             outcome = summarise(parent, result, experiment_id)
         except BaseException as exc:
             listener.search_finished()
-            lost = interrupts.signal_name().startswith(LOST)
+            lost = interrupts.store_lost()
             if not lost:
                 with contextlib.suppress(Exception):   # the store itself may be what failed
                     parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
