@@ -34,6 +34,7 @@ class Interrupted(KeyboardInterrupt):
 _requested = threading.Event()
 _signal_name = ""
 _saving = 0
+_saved = False   # a saving span has ended: what it made is in the store
 _exit_now: Callable[[str], None] | None = None
 
 
@@ -70,7 +71,7 @@ def _handler(signum: int, frame: Any) -> None:
         return
     if _exit_now is None:   # the Python API, no command around it: Python's own behaviour
         raise KeyboardInterrupt
-    _exit_now(name if not _saving else f"{name} again")
+    _exit_now(f"{name} again" if _saving else f"{name} after saving" if _saved else name)
     os._exit(EXIT_CODE)
 
 
@@ -95,7 +96,7 @@ def saving() -> Iterator[None]:
     """Within: a signal sets the flag (the code in here stops cleanly), instead of exiting at once.
 
     Installs the handlers if nobody did (the Python API), and restores the previous ones after."""
-    global _saving
+    global _saving, _saved
     previous = None
     if not installed() and threading.current_thread() is threading.main_thread():
         previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
@@ -107,6 +108,7 @@ def saving() -> Iterator[None]:
         yield
     finally:
         _saving -= 1
+        _saved = _saving == 0
         if previous is not None:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

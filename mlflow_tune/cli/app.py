@@ -22,9 +22,11 @@ from mlflow_tune.cli.train import train
 
 def _exit_now(name: str) -> None:
     """A signal where nothing can be saved cleanly (start-up), or a second one: leave at once."""
-    line = (f"interrupted ({name}): exiting now; finished trials are saved, --resume completes the search\n"
-            if name.endswith("again") else f"interrupted ({name}): nothing was saved\n")
-    os.write(2, line.encode())
+    signal, _, when = name.partition(" ")
+    line = {"again": f"interrupted ({signal}): exiting now; finished trials are saved, --resume completes the search",
+            "after saving": f"interrupted ({signal}) while exiting: everything was saved"}.get(
+                when, f"interrupted ({signal}): nothing was saved")
+    os.write(2, (line + "\n").encode())
 
 
 __all__ = ["app", "fail", "main"]
