@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlflow_tune import interrupts
 from mlflow_tune.diagnostics.guard import DiagnosisGuard
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
@@ -52,25 +53,27 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
     check_source(config)
     client = client_for(tracking_uri)
     existing = os.environ.get("MLFLOW_RUN_ID")
-    if existing:
-        experiment_id = str(client.get_run(existing).info.experiment_id)
-        run = RunLogger(client, existing, experiment_id=experiment_id)
-    else:
-        experiment_id = ensure_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
-        name = run_name or f"{config.model}-{config.dataset}"
-        run = RunLogger.start(client, experiment_id, name=name, tags={TAG + "role": "train"})
-    tracker = MlflowCallback(run, role="train", log_model=log_model)
-    try:
-        result = train_model(config, [DiagnosisGuard(), *callbacks, tracker])
-    except BaseException as exc:
-        # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
-        tracker.flush()
-        # Wait, so the failure tags below come after everything held back; the writer's own
-        # error (if any) is already on the run, the training's is the one to report.
-        with contextlib.suppress(Exception):
-            tracker.model_uri()
-        run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
-        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    outcome = TrainOutcome(run.run_id, experiment_id, client.tracking_uri, result, tracker)
-    return outcome.wait() if wait else outcome
+    # From the run's creation a signal sets a flag: training stops between epochs, run ends KILLED.
+    with interrupts.saving():
+        if existing:
+            experiment_id = str(client.get_run(existing).info.experiment_id)
+            run = RunLogger(client, existing, experiment_id=experiment_id)
+        else:
+            experiment_id = ensure_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
+            name = run_name or f"{config.model}-{config.dataset}"
+            run = RunLogger.start(client, experiment_id, name=name, tags={TAG + "role": "train"})
+        tracker = MlflowCallback(run, role="train", log_model=log_model)
+        try:
+            result = train_model(config, [DiagnosisGuard(), *callbacks, tracker])
+        except BaseException as exc:
+            # Keep what was logged: the run ends FAILED (KILLED on Ctrl-C) with the reason, never RUNNING.
+            tracker.flush()
+            # Wait, so the failure tags below come after everything held back; the writer's own
+            # error (if any) is already on the run, the training's is the one to report.
+            with contextlib.suppress(Exception):
+                tracker.model_uri()
+            run.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        outcome = TrainOutcome(run.run_id, experiment_id, client.tracking_uri, result, tracker)
+        return outcome.wait() if wait or result.stop_reason == interrupts.STOP_REASON else outcome

@@ -5,8 +5,11 @@ Each command lives in its own module; this one only assembles them, so adding a 
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from mlflow_tune import interrupts
 from mlflow_tune.cli.common import fail
 from mlflow_tune.cli.diagnose import diagnose
 from mlflow_tune.cli.fix import fix
@@ -17,6 +20,16 @@ from mlflow_tune.cli.search import search
 from mlflow_tune.cli.space import space_app
 from mlflow_tune.cli.terminal import VersionOption, quiet_mlflow_logs
 from mlflow_tune.cli.train import train
+
+
+def _exit_now(name: str) -> None:
+    """A signal where nothing can be saved cleanly (start-up), or a second one: leave at once."""
+    signal, _, when = name.partition(" ")
+    line = {"again": f"interrupted ({signal}): exiting now; finished trials are saved, --resume completes the search",
+            "after saving": f"interrupted ({signal}) while exiting: everything was saved"}.get(
+                when, f"interrupted ({signal}): nothing was saved")
+    os.write(2, (line + "\n").encode())
+
 
 __all__ = ["app", "fail", "main"]
 
@@ -37,11 +50,13 @@ app.add_typer(space_app, name="space")
 
 
 def main() -> None:
+    # First: a signal during start-up is one line and exit 130; once runs exist, a flag (interrupts.py).
+    interrupts.install(_exit_now)
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # a library's own, or the Python API's second Ctrl-C
         typer.echo("interrupted", err=True)
-        quick_exit(130)
+        quick_exit(interrupts.EXIT_CODE)
     except SystemExit as exc:
         quick_exit(exc.code)
     quick_exit(0)

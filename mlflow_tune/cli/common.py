@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
+from mlflow_tune import interrupts
 from mlflow_tune.training.config import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +52,41 @@ def user_errors(fn: F) -> F:
                 raise fail(str(exc)) from None
             raise
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool) -> Iterator[TextIO]:
+    """With --json, stdout carries our JSON only: whatever else writes to it while the command runs
+    (MLflow's "View run ..." lines against a server, a library's print) goes to stderr, at the file
+    descriptor, so subprocesses are covered too. Yields the stream to print the JSON on."""
+    if not enabled:
+        yield sys.stdout
+        return
+    original = sys.stdout
+    try:
+        at_fd_1 = original.fileno() == 1
+    except (AttributeError, OSError, ValueError):   # a captured stream (tests, notebooks)
+        at_fd_1 = False
+    if not at_fd_1:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield original
+        return
+    original.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with os.fdopen(os.dup(saved), "w") as real, contextlib.redirect_stdout(sys.stderr):
+            yield real
+            real.flush()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def interrupted_line(what: str, resume: str = "") -> str:
+    name = interrupts.signal_name() or "interrupt"
+    return f"interrupted ({name}): {what}" + (f"; resume with: {resume}" if resume else "")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mlflow_tune.cli.common import TrackingUri, choices, ui_hint, user_errors
+from mlflow_tune.cli.common import (
+    TrackingUri,
+    choices,
+    fail,
+    interrupted_line,
+    json_stdout,
+    ui_hint,
+    user_errors,
+)
 from mlflow_tune.tuning.settings import ALGOS, ENV_MANAGERS, PRUNERS
 
 FROM_FILE = "from the tune file"
@@ -47,15 +56,25 @@ def search(
         no_progress=no_progress, target=target, seed=seed, project=project, entry_point=entry_point,
         env_manager=env_manager)
     from mlflow_tune.cli.progress import default_listener
+    from mlflow_tune.tuning.study import StoreLost
     from mlflow_tune.tuning.study import search as run_search
 
-    outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume, listener=default_listener(not quiet))
-    page = None if no_report or not outcome.trials else search_report(outcome)
-    if json_output:
-        typer.echo(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str))
-    else:
-        print_search(outcome, page)
+    again = f"mlflow-tune search --config {shlex.quote(str(config))} --resume "
+    with json_stdout(json_output) as out:
+        try:
+            outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume,
+                                 listener=default_listener(not quiet))
+        except StoreLost as exc:
+            raise fail(f"{exc}; resume with: {again}{exc.parent_run_id}", code=1) from None
+        page = None if no_report or outcome.interrupted or not outcome.trials else search_report(outcome)
+        if json_output:
+            out.write(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str) + "\n")
+        else:
+            print_search(outcome, page)
     if outcome.interrupted:
+        saved = sum(outcome.counts.get(k, 0) for k in ("completed", "pruned", "nonconvergent", "failed"))
+        typer.echo(interrupted_line(f"{saved} trials saved in run {outcome.parent_run_id}",
+                                    again + outcome.parent_run_id), err=True)
         raise typer.Exit(130)
 
 

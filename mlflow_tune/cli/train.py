@@ -11,7 +11,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mlflow_tune.cli.common import TrackingUri, parse_assignments, read_yaml, ui_hint, user_errors
+from mlflow_tune.cli.common import (
+    TrackingUri,
+    interrupted_line,
+    json_stdout,
+    parse_assignments,
+    read_yaml,
+    ui_hint,
+    user_errors,
+)
 from mlflow_tune.training.config import FIELD_HELP, FIELD_TYPES, TrainConfig
 
 
@@ -59,16 +67,23 @@ def train(
     """Train one PyTorch model and log params, per-epoch metrics, curves, checkpoint and model to MLflow."""
     cfg = train_config_from(config, assignments or [], options)
     from mlflow_tune.api import train as run_train
+    from mlflow_tune.interrupts import STOP_REASON
 
-    outcome = run_train(cfg, tracking_uri=tracking_uri, experiment=experiment, log_model=log_model)
-    res = outcome.wait().result
-    summary = {"run_id": outcome.run_id, "status": res.status, "best_epoch": res.best_epoch,
-               "best_val_loss": res.best_val_loss, "best_val_accuracy": res.best_val_accuracy,
-               "test_accuracy": res.test_accuracy, "model_uri": outcome.model_uri,
-               "diagnosis": res.diagnosis.label if res.diagnosis else None,
-               "advice": list(res.diagnosis.advice) if res.diagnosis else []}
+    with json_stdout(json_output) as out:
+        outcome = run_train(cfg, tracking_uri=tracking_uri, experiment=experiment, log_model=log_model)
+        res = outcome.wait().result
+        summary = {"run_id": outcome.run_id, "status": res.status, "best_epoch": res.best_epoch,
+                   "best_val_loss": res.best_val_loss, "best_val_accuracy": res.best_val_accuracy,
+                   "test_accuracy": res.test_accuracy, "model_uri": outcome.model_uri,
+                   "diagnosis": res.diagnosis.label if res.diagnosis else None,
+                   "advice": list(res.diagnosis.advice) if res.diagnosis else []}
+        if json_output:
+            out.write(json.dumps(summary, default=str) + "\n")
+    if res.stop_reason == STOP_REASON:
+        typer.echo(interrupted_line(f"run {outcome.run_id} saved (KILLED) after {len(res.history)} epochs; "
+                                    "train again to finish"), err=True)
+        raise typer.Exit(130)
     if json_output:
-        typer.echo(json.dumps(summary, default=str))
         return
     typer.echo(f"run {outcome.run_id}: {res.status} after {len(res.history)} epochs"
                + (f" ({res.stop_reason})" if res.stop_reason else ""))

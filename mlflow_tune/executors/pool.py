@@ -94,6 +94,9 @@ def serve(conn: Connection) -> None:
     """A worker's life: run each trial sent, answer with its outcome, until None or the pipe closes."""
     # Ctrl-C reaches the whole process group; the driver decides what stops (it ends the
     # workers of an interrupted search), so an idle worker survives for the next search.
+    # SIGTERM keeps its default: multiprocessing ends daemon workers with it at exit. A
+    # SIGTERM to the whole group ends busy workers too; the driver, which got it as well,
+    # records their trials as interrupted, not failed (tuning/driver.py).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
@@ -146,7 +149,7 @@ class Worker:
 
     def stop(self) -> None:
         """End the worker now (its trial is being interrupted)."""
-        self.process.terminate()
+        self.process.kill()
 
     def _read(self) -> None:
         while True:
@@ -237,7 +240,7 @@ class WorkerPool:
         for worker in self.workers:
             worker.process.join(2)
             if worker.process.is_alive():
-                worker.process.terminate()
+                worker.process.kill()
         self.workers = []
 
 

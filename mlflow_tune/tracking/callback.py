@@ -147,7 +147,7 @@ def run_status(result: TrainResult) -> str:
     """MLflow status: a run the search stopped is KILLED, a non-finite one FAILED."""
     if result.status == "nonfinite":
         return "FAILED"
-    if result.status == "stopped" and result.stop_reason.startswith("pruned"):
+    if result.status == "stopped" and result.stop_reason.startswith(("pruned", "interrupted")):
         return "KILLED"
     return "FINISHED"
 

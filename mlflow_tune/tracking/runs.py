@@ -56,9 +56,14 @@ def ui_base_url(tracking_uri: str) -> str:
 
 
 def client_for(uri: str | None = None) -> MlflowClient:
+    """A client of the store at `uri`, made ready first (tracking/store.py: once per process)."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=resolve_tracking_uri(uri))
+    from mlflow_tune.tracking.store import prepare
+
+    resolved = resolve_tracking_uri(uri)
+    prepare(resolved)
+    return MlflowClient(tracking_uri=resolved)
 
 
 _experiments: dict[tuple[str, str], str] = {}

@@ -18,17 +18,20 @@ must follow them in order, so one ordered queue of our own stays simpler (`bench
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import itertools
 import logging
 import queue
 import tempfile
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow_tune import interrupts
 from mlflow_tune.tracking.models import ModelParts
 from mlflow_tune.training.callbacks import EpochRecord
 
@@ -138,12 +141,16 @@ class _Thread:
             except Exception as exc:
                 future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}"))
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         self.jobs.put((2, next(self.count), None, None))
-        self.thread.join()
+        self.thread.join(timeout)
 
 
 WHERE = ("thread", "here")
+# How long an exit or an interrupt waits for queued writes: a store that stopped answering must
+# not hold the process (MLflow's own HTTP retries are bounded too, see tracking/store.py).
+DRAIN_SECONDS = 60.0
+LOST_DRAIN_SECONDS = 5.0
 
 
 class Writer:
@@ -180,25 +187,45 @@ class Writer:
             self._pending.append((future, job))
         return future
 
-    def drain(self) -> list[str]:
-        """Wait for every job; returns one line per failed job (its run was ended FAILED)."""
+    def drain(self, timeout: float | None = None) -> list[str]:
+        """Wait for every job (at most `timeout` seconds in all); returns one line per job that
+        failed (its run was ended FAILED) or was not written in time."""
         errors = []
         with self._lock:
             pending, self._pending = self._pending, []
+        deadline = None if timeout is None else time.monotonic() + timeout
         for future, job in pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                future.result()
+                future.result(left)
+            except TimeoutError:
+                errors.append(f"run {job.run_id}: not written within {timeout:g} s")
             except Exception as exc:
                 errors.append(f"run {job.run_id}: files not written: {exc}")
-                _end_failed(job, exc)
+                with contextlib.suppress(Exception):   # the store may be the thing that failed
+                    _end_failed(job, exc)
         for line in errors:
             _log.warning("mlflow-tune: %s", line)
         return errors
 
-    def close(self) -> None:
-        self.drain()
+    def wait_for(self, run_id: str, timeout: float | None = None) -> None:
+        """Wait until everything submitted so far for run `run_id` is written; raises if it failed.
+
+        A trial is reported finished only after this: what the terminal calls completed is in
+        the store, whatever happens to the process next."""
+        with self._lock:
+            mine = [f for f, j in self._pending if j.run_id == run_id]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for future in mine:
+            future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float | None = DRAIN_SECONDS) -> None:
+        if interrupts.store_lost():   # each job would wait out its retries: what is lost, --resume redoes
+            timeout = LOST_DRAIN_SECONDS
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.drain(timeout)
         if self._thread is not None:
-            self._thread.close()
+            self._thread.close(None if deadline is None else max(0.1, deadline - time.monotonic()))
             self._thread = None
 
 
@@ -240,8 +267,8 @@ def shared() -> Writer:
     return _shared
 
 
-def drain() -> list[str]:
-    return _shared.drain() if _shared is not None else []
+def drain(timeout: float | None = None) -> list[str]:
+    return _shared.drain(timeout) if _shared is not None else []
 
 
 def serialise_checkpoint(state: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlflow_tune import interrupts
 from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import DataSplits, balanced_batches, split
@@ -229,6 +230,9 @@ def train_model(cfg: TrainConfig, callbacks: Sequence[TrainCallback] = (),
     rng = np.random.default_rng(cfg.seed)
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
+        if interrupts.requested():   # SIGINT/SIGTERM: stop between epochs, everything so far kept
+            result.status, result.stop_reason = "stopped", interrupts.STOP_REASON
+            break
         if _run_epoch(cfg, epoch, model, opt, t, data, rng, result, callbacks, tracker):
             break
     result.seconds = time.perf_counter() - start

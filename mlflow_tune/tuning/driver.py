@@ -7,20 +7,20 @@ worth keeping is in MLflow, so `--resume` rebuilds a search from its child runs.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlflow_tune import faults, interrupts
 from mlflow_tune.executors.local import make_executor
-from mlflow_tune.tracking.runs import PARENT_TAG, TAG, RunLogger, child_runs, client_for
+from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for
+from mlflow_tune.tracking.writer import DRAIN_SECONDS
 from mlflow_tune.training.config import ConfigError
+from mlflow_tune.tuning.child_runs import ChildRuns
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.runner import run_trial
 from mlflow_tune.tuning.samplers import Suggester
@@ -31,6 +31,8 @@ from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
 
+LOST = interrupts.STORE_LOST
+LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
 
@@ -116,20 +118,8 @@ class _Stops:
         return ""
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. from a scheduler) ends the search like Ctrl-C: children and parent KILLED."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:   # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+class _Stop(Exception):
+    """The interrupt flag was seen (or a trial stopped on it): leave the scheduling loop."""
 
 
 def run_level(level: Level, listener: SearchListener) -> LevelResult:
@@ -150,12 +140,36 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     starting: TrialSpec | None = None
     stopped_by = ""
     executor = make_executor(s.executor, s.parallel)
+    writer = executor.ahead_writer()
     # Trials training in this process or in the worker pool get their runs made ahead by the
     # writer, one per trial slot; a project trial's run is made by the driver as it starts.
-    runs = ChildRuns(level, ahead=None if s.project else executor.ahead_writer(), depth=s.parallel)
+    runs = ChildRuns(level, ahead=None if s.project else writer, depth=s.parallel)
+
+    def finished(outcome: TrialOutcome) -> None:
+        suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
+        stops.update(outcome)
+        # Reported only once its writes are in the store: a trial the terminal calls completed
+        # survives a kill -9 that comes next.
+        if writer is not None:
+            try:
+                writer.wait_for(outcome.run_id, DRAIN_SECONDS)
+            except Exception as exc:
+                if _store_answers(level):   # e.g. a file the store refused: the trial says so itself
+                    pass
+                else:   # not durable, so not reported: the search stops and --resume re-runs it
+                    interrupts.request(LOST + f"{type(exc).__name__}: {exc}"[:2000])
+                    return
+        outcomes.append(outcome)
+        listener.trial_finished(outcome, best_trial(outcomes))
+        faults.point(f"after-trial-{outcome.status}")
+        if outcome.fatal:
+            stops.fatal = outcome.error
+
     try:
         while True:
             while len(running) < s.parallel and not (stopped_by := stops.reason()):
+                if interrupts.requested():
+                    raise _Stop
                 params = suggester.ask(next_tid)
                 if params is None:
                     stopped_by = "grid_exhausted"
@@ -163,78 +177,60 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
                 starting = spec = _start_trial(level, next_tid, params, runs,
                                                more=level.max_trials - stops.started - 1)
                 listener.trial_started(spec.tid, params)
+                faults.point("trial-started")
                 running[executor.submit(run_trial, spec, board)] = spec
                 starting = None
                 stops.started += 1
                 next_tid += 1
+            if interrupts.requested():
+                raise _Stop
             if not running:
                 break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            # Woken every 0.2 s to look at the interrupt flag: signals never raise in here.
+            done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            if done and interrupts.requested():   # e.g. its worker died of the same SIGTERM: not failed
+                raise _Stop
             for future in done:
                 outcome = _collect(future, running.pop(future))
-                if outcome.status == "interrupted":   # Ctrl-C reached the trial first
-                    raise KeyboardInterrupt
-                suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
-                stops.update(outcome)
-                outcomes.append(outcome)
-                listener.trial_finished(outcome, best_trial(outcomes))
-                if outcome.fatal:
-                    stops.fatal = outcome.error
-    except KeyboardInterrupt:
-        executor.abort()
-        # `starting`: a trial whose run exists but that was not yet handed to the executor
-        for spec in [*running.values(), *([starting] if starting is not None else [])]:
-            _mark_interrupted(level.parent, spec.run_id)
+                if outcome.status == "interrupted":   # the trial saw the flag first
+                    raise _Stop
+                finished(outcome)
+    except (_Stop, KeyboardInterrupt):
+        _stop_running(level, executor, writer, running, starting, finished)
         return LevelResult(outcomes, "interrupted", interrupted=True)
     finally:
-        _log_kept_models(level, board, executor.ahead_writer())
+        _log_kept_models(level, board, writer)
         executor.close()
         runs.discard()
     return LevelResult(outcomes, stopped_by or "max_trials")
 
 
-class ChildRuns:
-    """Trial runs, made ahead by the background writer when trials train here or in workers.
+def _store_answers(level: Level) -> bool:
+    try:
+        level.parent.status()
+        return True
+    except Exception:
+        return False
 
-    Creating a run is a ~15 ms round trip to the store; made while earlier trials train, it is
-    ready when its trial starts. With N trials at once, N runs are made ahead: the next trial
-    may start as soon as any running one ends. A run made ahead but never used is deleted when
-    the level ends (after a kill -9 it stays, RUNNING, and `--resume` records it as interrupted).
-    """
 
-    def __init__(self, level: Level, ahead: Writer | None, depth: int = 1):
-        self.level, self.ahead, self.depth = level, ahead, max(1, depth)
-        self.made: dict[int, Future[str]] = {}
+def _stop_running(level: Level, executor: Any, writer: Writer | None, running: dict[Future[TrialOutcome], TrialSpec],
+                  starting: TrialSpec | None, finished: Callable[[TrialOutcome], None]) -> None:
+    """Stop the trials still running; keep those that finished before they could be stopped.
 
-    def _tags(self, tid: int) -> dict[str, str]:
-        return {TAG + "role": "trial", TAG + "trial": str(tid), PARENT_TAG: self.level.parent.run_id,
-                **self.level.tags}
-
-    def take(self, tid: int, more: int = 1) -> str:
-        """The run of trial `tid`; makes runs ahead for up to `more` trials that may follow it."""
-        level = self.level
-        # Waits if the writer is still busy (e.g. with its first model): making a second run for
-        # the same trial instead would leave two runs with one number after a kill -9.
-        # It leaves `made` only once it is there: interrupted while waiting, discard() ends it.
-        made = self.made.get(tid)
-        run_id = made.result() if made is not None else RunLogger.start(
-            level.parent.client, level.experiment_id, name=f"trial-{tid}", tags=self._tags(tid)).run_id
-        self.made.pop(tid, None)
-        if self.ahead is not None:
-            from mlflow_tune.tracking.writer import RunWrite
-
-            for ahead in range(tid + 1, tid + 1 + min(self.depth, more)):
-                if ahead not in self.made:
-                    tags = {**self._tags(ahead), "mlflow.runName": f"trial-{ahead}"}
-                    self.made[ahead] = self.ahead.submit(RunWrite(
-                        level.tracking_uri, "", experiment_id=level.experiment_id, create=tuple(tags.items())))
-        return run_id
-
-    def discard(self) -> None:
-        for made in self.made.values():
-            with contextlib.suppress(Exception):
-                self.level.parent.client.delete_run(made.result())
-        self.made.clear()
+    The writer drains first (bounded), so a trial whose end was queued ends FINISHED with its
+    outcome and is reported; only runs still RUNNING after that are ended KILLED (interrupted)."""
+    executor.abort()
+    lost = interrupts.store_lost()
+    if writer is not None:   # a lost store: a short wait, what it drops --resume re-runs
+        writer.drain(LOST_DRAIN_SECONDS if lost else DRAIN_SECONDS)
+    for future, spec in running.items():
+        outcome = future.result() if future.done() and future.exception() is None else None
+        if outcome is not None and outcome.status in FINAL:
+            finished(outcome)
+        elif not lost:   # a lost store: --resume ends the run
+            _mark_interrupted(level.parent, spec.run_id)
+    if starting is not None and not lost:   # its run exists but was not yet handed to the executor
+        _mark_interrupted(level.parent, starting.run_id)
 
 
 def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflow_tune import interrupts
 from mlflow_tune.tracking.callback import diagnosis_tags
 from mlflow_tune.tracking.models import ModelParts
 from mlflow_tune.tracking.runs import TAG, finite
@@ -70,6 +71,8 @@ class Trial:
         """Log `metrics` at `step` (e.g. the epoch); raises `TrialPruned` when the trial should stop."""
         if self._judge.stopped:
             raise TrialPruned(self._judge.stopped)
+        if interrupts.requested():   # SIGINT/SIGTERM: the trial stops here, what it reported is kept
+            raise interrupts.Interrupted
         values = {}
         for key, value in metrics.items():
             try:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlflow_tune import interrupts
 from mlflow_tune.diagnostics.runs import pick_keys
 from mlflow_tune.tracking.callback import diagnosis_tags
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
@@ -113,6 +114,9 @@ class _Watch(Judge):
                 self.stopped = ""
             if finished:
                 return ""
+            if interrupts.requested():   # the project runs in its own session: no Ctrl-C reaches it
+                _stop(proc)
+                raise interrupts.Interrupted
             time.sleep(POLL_SECONDS)
 
 

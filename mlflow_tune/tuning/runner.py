@@ -10,6 +10,7 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mlflow_tune import interrupts
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, client_for, finite
 from mlflow_tune.training.config import from_mapping
@@ -71,6 +72,8 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
         # the kept weights, their test metrics and the objective all come from one epoch
         result = train_model(cfg, [DiagnosisGuard(), pruning, tracker],
                              selection=Selection(spec.metric, spec.mode, spec.objective_rule))
+        if result.stop_reason == interrupts.STOP_REASON:
+            raise interrupts.Interrupted
         outcome, last = _outcome(spec, result, pruning, board)
     except BaseException:
         tracker.flush()   # params and epochs so far go in before run_trial records the failure

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlflow_tune import faults, interrupts
 from mlflow_tune.executors.local import start_workers_ahead
-from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
-from mlflow_tune.tracking.writer import RunWrite, Writer, drain
+from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment, resolve_tracking_uri
+from mlflow_tune.tracking.store import check_server
+from mlflow_tune.tracking.writer import DRAIN_SECONDS, RunWrite, Writer, drain
 from mlflow_tune.tracking.writer import shared as shared_writer
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.driver import (
+    FINAL,
+    LOST,
     Level,
     LevelResult,
     check_resumable,
     restore_trials,
     run_level,
-    sigterm_as_interrupt,
 )
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.naming import search_name
@@ -32,55 +37,98 @@ from mlflow_tune.tuning.space_yaml import parse_space
 from mlflow_tune.tuning.tunefile import TuneConfig, parse_stages
 
 
+class StoreLost(RuntimeError):
+    """The tracking store stopped answering mid-search: the search stopped; `--resume` completes it."""
+
+    def __init__(self, parent_run_id: str, saved: int, reason: str):
+        cause = re.search(r"\[Errno -?\d+\] [\w ]+", reason) or re.search(r"timed out|Max retries exceeded", reason)
+        super().__init__(f"the tracking store stopped answering ({cause.group(0) if cause else reason[:80]}); "
+                         f"the search stopped "
+                         f"with {saved} trials saved in run {parent_run_id}")
+        self.parent_run_id, self.saved = parent_run_id, saved
+
+
 def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | None = None,
            listener: SearchListener | None = None, parent_run_id: str | None = None) -> SearchOutcome:
     """Run (or with `resume`, continue) the search described by `tune`.
 
     `parent_run_id`: an existing run to be the search (the `tune` project backend's); under
-    `mlflow run . -e search` that is MLFLOW_RUN_ID."""
+    `mlflow run . -e search` that is MLFLOW_RUN_ID.
+
+    SIGINT/SIGTERM stop it cleanly (see `interrupts`): trials still running end KILLED, the
+    finished ones are summarised, the parent ends KILLED and `outcome.interrupted` is true."""
     listener = listener or SearchListener()
+    check_server(resolve_tracking_uri(tracking_uri))   # a server that does not answer: one line, before anything starts
     preflight(tune)
     start_workers_ahead(tune.search.executor, tune.search.parallel)
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
+    # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
+    with interrupts.saving():
+        parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)
+        result: LevelResult | None = None
+        try:
+            faults.point("setup-logged")
+            result = _run(tune, parent, experiment_id, client, listener, bool(resume))
+            if interrupts.store_lost():   # no summary to write: stop now
+                raise RuntimeError(interrupts.signal_name())
+            faults.point("before-summary")
+            # The trials table needs nothing from the trials' runs: it is written while the
+            # writer finishes the last of them; the rest of the summary reads them.
+            parent.log_text(trials_csv(result.outcomes), "trials.csv")
+            drain(DRAIN_SECONDS)
+            listener.search_finished()
+            outcome = summarise(parent, result, experiment_id, tune.search.metric, tune.search.mode)
+        except BaseException as exc:
+            listener.search_finished()
+            lost = interrupts.store_lost()
+            if not lost:
+                with contextlib.suppress(Exception):   # the store itself may be what failed
+                    parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
+                    parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            if lost or _unreachable(exc):
+                saved = sum(o.status in FINAL for o in result.outcomes) if result is not None else 0
+                raise StoreLost(parent.run_id, saved, interrupts.signal_name()[len(LOST):] or str(exc)) from None
+            raise
+        fatal = next((o.error for o in result.outcomes if o.fatal), "")
+        parent.end("KILLED" if result.interrupted else "FAILED" if fatal else "FINISHED")
+    if fatal:   # e.g. the metric is never reported: the user's mistake, told in one line
+        raise ConfigError(fatal)
+    return outcome
+
+
+def _unreachable(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(s in text for s in ("Max retries exceeded", "ConnectionError", "Connection refused",
+                                   "API request to", "NewConnectionError"))
+
+
+def _open_parent(client: Any, tune: TuneConfig, resume: str | None, parent_run_id: str | None,
+                 writer: Writer | None) -> tuple[RunLogger, str]:
     if resume:
         run = check_resumable(client, resume)
-        experiment_id = str(run.info.experiment_id)
         parent = RunLogger(client, resume)
         client.update_run(resume, status="RUNNING")
         parent.set_tags({TAG + "resumed": "true"})
-    elif parent_run_id or os.environ.get("MLFLOW_RUN_ID"):
+        return parent, str(run.info.experiment_id)
+    if parent_run_id or os.environ.get("MLFLOW_RUN_ID"):
         parent = RunLogger(client, parent_run_id or os.environ["MLFLOW_RUN_ID"])
         experiment_id = str(client.get_run(parent.run_id).info.experiment_id)
         parent.set_tags({TAG + "role": "search"})
-        log_setup(parent, tune, writer)
     else:
         experiment_id = ensure_experiment(client, tune.experiment)
         parent = RunLogger.start(client, experiment_id, name=search_name(
                                      tune.search.algo, tune.train, tune.objective,
                                      tune.stages[0].algo if tune.stages else ""),
                                  tags={TAG + "role": "search"})
+    try:
         log_setup(parent, tune, writer)
-    with sigterm_as_interrupt():
-        try:
-            result = _run(tune, parent, experiment_id, client, listener, bool(resume))
-            # The trials table needs nothing from the trials' runs: it is written while the
-            # writer finishes the last of them; the rest of the summary reads them.
-            parent.log_text(trials_csv(result.outcomes), "trials.csv")
-            drain()
-        except BaseException as exc:
-            parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
-            parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            raise
-        finally:
-            listener.search_finished()
-        outcome = summarise(parent, result, experiment_id, tune.search.metric, tune.search.mode)
-        fatal = next((o.error for o in result.outcomes if o.fatal), "")
-        parent.end("KILLED" if result.interrupted else "FAILED" if fatal else "FINISHED")
-    if fatal:   # e.g. the metric is never reported: the user's mistake, told in one line
-        raise ConfigError(fatal)
-    return outcome
+    except BaseException:
+        with contextlib.suppress(Exception):
+            parent.end("FAILED")
+        raise
+    return parent, experiment_id
 
 
 def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, listener: SearchListener,
