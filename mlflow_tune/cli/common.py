@@ -72,4 +72,6 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 
 
 def ui_hint(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):   # a tracking server serves its own UI
+        return f"  open it at: {tracking_uri}"
     return f"  open it with: mlflow ui --backend-store-uri {tracking_uri}"
