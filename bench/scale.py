@@ -112,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = postgres.create_database("bench") if postgres else f"sqlite:///{tmp}/mlflow.db"
         print(f"server backed by {store.split(':')[0]}")
-        server = MlflowServer(Path(tmp), store).start()
+        server = MlflowServer(Path(tmp), store, workers=4).start()   # mlflow server's default
         try:
             many_writers(server.uri)
             searches(server.uri, args.epochs)

@@ -103,6 +103,7 @@ class MlflowServer:
     backend_store_uri: str
     port: int = field(default_factory=free_port)
     app_name: str = ""
+    workers: int = 1                # uvicorn processes: each imports MLflow at start (seconds)
     env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
@@ -114,7 +115,7 @@ class MlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                 "--backend-store-uri", self.backend_store_uri, "--serve-artifacts",
-                "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "2"]
+                "--artifacts-destination", str(self.folder / "artifacts"), "--workers", str(self.workers)]
         if self.app_name:
             args += ["--app-name", self.app_name]
         log = open(self.folder / "server.log", "ab")   # noqa: SIM115 - the server's whole life

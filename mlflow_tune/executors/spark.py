@@ -69,7 +69,9 @@ def spark_context(master: str, parallel: int) -> Any:
             # A trial is not retried (its run would be written twice); progress bars would garble
             # the search's own display.
             settings = [("spark.task.maxFailures", "1"), ("spark.ui.showConsoleProgress", "false"),
-                        ("spark.log.level", "ERROR")]
+                        ("spark.log.level", "ERROR"),
+                        # trials forked from a daemon that imported torch and MLflow once
+                        ("spark.python.daemon.module", "mlflow_tune.executors.spark_daemon")]
             if local_master(master):
                 # Local executors run this interpreter (and its installed mlflow-tune), not python3 on
                 # PATH; pyspark reads only the variable.

@@ -104,7 +104,7 @@ def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri:
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_spark_jobs_and_resume_completes(tracking_uri: str, tmp_path: Path) -> None:
     config = tune_file(tmp_path, "algo: random, max_trials: 3, parallel: 2, pruning: none, executor: spark",
-                       epochs=400)
+                       epochs=3000)
     search_cli = subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
                                    "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client = client_for(tracking_uri)
