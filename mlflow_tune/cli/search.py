@@ -43,6 +43,10 @@ def search(
     env_manager: Annotated[str | None, typer.Option(help="Environment of --project's runs.",
                                                     metavar=choices(ENV_MANAGERS), show_default=FROM_FILE)] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the search with this parent run id.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="Where trials run: process (local workers) | spark (Spark tasks) | thread.")] = None,
+    spark_master: Annotated[str | None, typer.Option(
+        help="--backend spark: the master URL, e.g. spark://host:7077 (default local[--parallel]).")] = None,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display on stderr.")] = False,
@@ -54,7 +58,7 @@ def search(
     tune = load_tune_file(config).with_overrides(
         algo=algo, max_trials=max_trials, parallel=parallel, pruning=pruning, timeout=timeout,
         no_progress=no_progress, target=target, seed=seed, project=project, entry_point=entry_point,
-        env_manager=env_manager)
+        env_manager=env_manager, executor=backend, spark_master=spark_master)
     from mlflow_tune.cli.progress import default_listener
     from mlflow_tune.tuning.study import StoreLost
     from mlflow_tune.tuning.study import search as run_search

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from mlflow_tune.executors.pool import Task, pool
+from mlflow_tune.executors.spark import SparkExecutor
 from mlflow_tune.tracking.writer import Writer, shared
 from mlflow_tune.tuning.settings import EXECUTORS
 from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
@@ -86,12 +87,14 @@ class ProcessExecutor:
         self.writer.close()   # every job a worker sent came before its outcome: all are here
 
 
-Executorish = InlineExecutor | ThreadExecutor | ProcessExecutor
+Executorish = InlineExecutor | ThreadExecutor | ProcessExecutor | SparkExecutor
 
 
-def make_executor(kind: str, parallel: int) -> Executorish:
+def make_executor(kind: str, parallel: int, master: str = "") -> Executorish:
     if kind not in EXECUTORS:
         raise ValueError(f"executor={kind!r} is not valid; choose one of: {', '.join(EXECUTORS)}.")
+    if kind == "spark":   # even one at a time: the trials train on the cluster
+        return SparkExecutor(parallel, master)
     if parallel <= 1:
         return InlineExecutor()
     if kind == "process":

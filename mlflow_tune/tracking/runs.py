@@ -59,11 +59,37 @@ def client_for(uri: str | None = None) -> MlflowClient:
     """A client of the store at `uri`, made ready first (tracking/store.py: once per process)."""
     from mlflow import MlflowClient
 
+    # Against a tracking server MLflow prints a "View run" link on stdout at each run's end (into a
+    # `--json` answer), after one more request to the server for the run's name: neither is wanted.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
     from mlflow_tune.tracking.store import prepare
 
     resolved = resolve_tracking_uri(uri)
     prepare(resolved)
     return MlflowClient(tracking_uri=resolved)
+
+
+def check_access(client: MlflowClient) -> None:
+    """A tracking server that refuses our credentials is one line before any run exists, not a traceback.
+
+    Credentials are MLflow's own variables (MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN), read by
+    its client from the environment: never a parameter, a tag or a command-line argument of ours.
+    """
+    uri = str(client.tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        return
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.search_experiments(max_results=1)
+    except MlflowException as exc:
+        status = exc.get_http_status_code()   # type: ignore[no-untyped-call]
+        if status in (401, 403):
+            what = "refused the credentials" if status == 401 else "denies this user access"
+            raise ConfigError(f"tracking server {uri[:120]} {what} (HTTP {status}); set MLFLOW_TRACKING_USERNAME "
+                              "and MLFLOW_TRACKING_PASSWORD to a user it knows.") from None
+        raise
 
 
 _experiments: dict[tuple[str, str], str] = {}

@@ -139,7 +139,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     running: dict[Future[TrialOutcome], TrialSpec] = {}
     starting: TrialSpec | None = None
     stopped_by = ""
-    executor = make_executor(s.executor, s.parallel)
+    executor = make_executor(s.executor, s.parallel, s.spark_master)
     writer = executor.ahead_writer()
     # Trials training in this process or in the worker pool get their runs made ahead by the
     # writer, one per trial slot; a project trial's run is made by the driver as it starts.

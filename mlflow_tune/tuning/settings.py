@@ -22,9 +22,14 @@ KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "t
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
 METRICS = tuple(KNOWN_MODES)
 MODES = ("min", "max")
-EXECUTORS = ("process", "thread", "project")
+EXECUTORS = ("process", "thread", "project", "spark")
 MAX_TRIALS = 100_000
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
+
+
+def local_master(master: str) -> bool:
+    """A Spark master that runs every executor in this process's machine (the default: local[parallel])."""
+    return not master or master.startswith("local")
 
 
 def _one_of(where: str, value: str, valid: tuple[str, ...]) -> None:
@@ -62,10 +67,11 @@ class SearchSettings:
     no_progress: int = 0              # stop after this many trials without improvement; 0 = off
     target: float | None = None       # stop once the objective reaches this value
     top_k_models: int = 3             # trials whose full MLflow model is logged
-    executor: str = "process"         # process | thread | project (an MLflow Project run)
+    executor: str = "process"         # process | thread | project (an MLflow Project run) | spark
     project: str = ""                 # project URI for executor=project
     entry_point: str = "train"
     env_manager: str = "local"
+    spark_master: str = ""            # executor=spark: the cluster's master URL; "" = local[parallel]
 
     def __post_init__(self) -> None:
         _one_of("search.algo", self.algo, ALGOS)
@@ -94,7 +100,8 @@ class SearchSettings:
         # Each trial is a process: more than the cores only thrashes (and forks). 2 even on one core,
         # so the demo and examples (parallel: 2) run anywhere.
         cores = os.cpu_count() or 1
-        if self.parallel > max(cores, 2):
+        on_cluster = self.executor == "spark" and not local_master(self.spark_master)
+        if self.parallel > max(cores, 2) and not on_cluster:   # a cluster's cores are not this machine's
             raise ConfigError(f"search.parallel={self.parallel} is more than this machine's {cores} cores; "
                               f"use at most {max(cores, 2)}.")
         if self.target is not None and not math.isfinite(self.target):
@@ -104,6 +111,9 @@ class SearchSettings:
         if self.project and self.executor != "project":
             raise ConfigError(f"search.project is set but search.executor={self.executor!r}; "
                               "set executor: project or remove project.")
+        if self.spark_master and self.executor != "spark":
+            raise ConfigError(f"search.spark_master is set but search.executor={self.executor!r}; "
+                              "set executor: spark (--backend spark) or remove spark_master.")
         if not self.entry_point:
             raise ConfigError("search.entry_point must not be empty.")
 

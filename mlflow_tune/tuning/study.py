@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import faults, interrupts
 from mlflow_tune.executors.local import start_workers_ahead
-from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment, resolve_tracking_uri
+from mlflow_tune.executors.spark import check_spark
+from mlflow_tune.tracking.runs import (
+    TAG,
+    RunLogger,
+    check_access,
+    client_for,
+    ensure_experiment,
+    resolve_tracking_uri,
+)
 from mlflow_tune.tracking.store import check_server
 from mlflow_tune.tracking.writer import DRAIN_SECONDS, RunWrite, Writer, drain
 from mlflow_tune.tracking.writer import shared as shared_writer
@@ -64,6 +72,9 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
+    check_access(client)
+    if tune.search.executor == "spark":
+        check_spark(tune.search.spark_master, client.tracking_uri)
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
         parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)

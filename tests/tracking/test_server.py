@@ -1,0 +1,208 @@
+"""Searches against a real `mlflow server` over HTTP, backed by PostgreSQL: nothing lost, with local
+workers and Spark, with basic-auth on, and across a server restart in the middle of a search."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import MlflowServer, Postgres, postgres_bin, start_postgres
+
+from mlflow_tune.tracking.runs import TAG, client_for, trial_runs
+from mlflow_tune.tuning.study import search
+from mlflow_tune.tuning.tunefile import load_tune_file
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(postgres_bin("initdb") is None, reason="PostgreSQL is not installed")]
+
+EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_f1", "lr", "grad_norm",
+                 "epoch_seconds")
+PASSWORD = "pw-4f9c2e7a1b3d"   # what must appear nowhere but in the environment
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_workers_left() -> Iterator[None]:
+    """The process's trial workers end with this module: a worker kept alive for a later test would
+    unpickle that test's function before taking its import path (executors/pool.py `serve`)."""
+    yield
+    from mlflow_tune.executors.pool import pool
+
+    pool().close()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    mlflow = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), postgres.create_database("tracking")).start()
+    yield mlflow
+    mlflow.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_server(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    folder = tmp_path_factory.mktemp("mlflow-auth")
+    (folder / "auth.ini").write_text(f"""[mlflow]
+default_permission = READ
+database_uri = sqlite:///{folder}/basic_auth.db
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# A password check is a PBKDF2 hash (~0.1 s of CPU): once a minute, not once per request.
+auth_cache_ttl_seconds = 60
+""")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(8).hex()}
+    mlflow = MlflowServer(folder, postgres.create_database("authstore"), app_name="basic-auth", env=env).start()
+    yield mlflow
+    mlflow.stop()
+
+
+def tune_file(folder: Path, search_settings: str, epochs: int = 4, name: str = "tune.yaml") -> Path:
+    path = folder / name
+    path.write_text(f"""experiment: {name.split('.')[0]}
+train: {{dataset: digits, model: mlp, epochs: {epochs}, hidden_units: 16, subsample: 0.3, num_threads: 1}}
+space:
+  lr: {{loguniform: [0.001, 0.1]}}
+search: {{pruning: none, {search_settings}}}
+""")
+    return path
+
+
+def every_point(uri: str, parent: str, epochs: int, trials: int) -> list[Any]:
+    """The search's trials, each FINISHED with every per-epoch point of every metric."""
+    client = client_for(uri)
+    runs = trial_runs(client, client.get_run(parent).info.experiment_id, parent)
+    assert len(runs) == trials
+    for run in runs:
+        assert (run.info.status, run.data.tags[TAG + "outcome"]) == ("FINISHED", "completed")
+        for key in EPOCH_METRICS:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert sorted(steps) == list(range(epochs)), (run.info.run_name, key)
+    return runs
+
+
+def test_parallel_search_against_a_postgres_backed_server(server: MlflowServer, tmp_path: Path) -> None:
+    outcome = search(load_tune_file(tune_file(tmp_path, "max_trials: 4, parallel: 2")), tracking_uri=server.uri)
+    every_point(server.uri, outcome.parent_run_id, epochs=4, trials=4)
+    assert outcome.best is not None
+    client = client_for(server.uri)   # the kept model went through the server's artifact proxy
+    assert client.get_run(outcome.best.run_id).data.tags[TAG + "model_uri"].startswith("models:/")
+    assert (server.folder / "artifacts").is_dir() and any((server.folder / "artifacts").rglob("MLmodel"))
+
+
+def test_spark_search_against_the_server(server: MlflowServer, tmp_path: Path) -> None:
+    config = tune_file(tmp_path, "max_trials: 2, parallel: 2, executor: spark", name="spark.yaml")
+    outcome = search(load_tune_file(config), tracking_uri=server.uri)
+    runs = every_point(server.uri, outcome.parent_run_id, epochs=4, trials=2)
+    assert all(r.data.tags[TAG + "worker"].split(":")[1] != str(os.getpid()) for r in runs)
+
+
+def test_basic_auth_credentials_only_in_the_environment(auth_server: MlflowServer, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tune_file(tmp_path, "max_trials: 2, parallel: 2", name="auth.yaml")
+    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    search_cli = subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
+                                   "--tracking-uri", auth_server.uri, "--json"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    arguments: set[str] = set()
+    while search_cli.poll() is None:   # every process's command line while the search runs
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):   # a process that just ended
+                arguments.add(cmdline.read_bytes().decode(errors="replace"))
+        time.sleep(0.2)
+    output = search_cli.stdout.read().decode()   # type: ignore[union-attr]
+    assert search_cli.returncode == 0, output[-2000:]
+    assert not [a for a in arguments if PASSWORD in a]
+    assert PASSWORD not in output
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    client = client_for(auth_server.uri)
+    experiment = client.get_experiment_by_name("auth")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3
+    parent = next(r for r in runs if r.data.tags.get(TAG + "role") == "search")
+    every_point(auth_server.uri, parent.info.run_id, epochs=4, trials=2)
+    for run in runs:
+        assert PASSWORD not in repr(run.data.params) + repr(run.data.tags)
+        folder = client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
+        for path in Path(folder).rglob("*"):
+            assert not path.is_file() or PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_a_wrong_password_is_one_line_before_any_run(auth_server: MlflowServer, tmp_path: Path) -> None:
+    config = tune_file(tmp_path, "max_trials: 2", name="refused.yaml")
+    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
+    done = subprocess.run([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
+                           "--tracking-uri", auth_server.uri], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "refused the credentials (HTTP 401)" in done.stderr
+    assert "not-the-password" not in done.stderr + done.stdout
+    env["MLFLOW_TRACKING_PASSWORD"] = PASSWORD
+    check = subprocess.run([sys.executable, "-c", "import mlflow; print(mlflow.MlflowClient("
+                            f"{auth_server.uri!r}).get_experiment_by_name('refused'))"],
+                           env=env, capture_output=True, text=True)
+    assert check.stdout.strip() == "None"   # no experiment, so no run
+
+
+SLOW_TRIAL = """
+import time
+
+
+def fit(trial):
+    for step in range(40):   # 10 s of reports, without taking the CPU from the restarting server
+        time.sleep(0.25)
+        trial.report(step, {"score": trial.params["x"] * step})
+"""
+
+
+def test_a_server_restarted_mid_search_loses_nothing(server: MlflowServer, tmp_path: Path) -> None:
+    """MLflow's client retries a failed request with backoff (7 times, ~4 minutes in all): a
+    restart within that window is waited out, trials keep going and every write lands."""
+    (tmp_path / "slow_trial.py").write_text(SLOW_TRIAL)
+    config = tmp_path / "restart.yaml"
+    config.write_text("""experiment: restart
+objective: slow_trial:fit
+space: {x: {uniform: [0, 1]}}
+search: {max_trials: 2, parallel: 2, pruning: none, metric: score, mode: max}
+""")
+    search_cli = subprocess.Popen([sys.executable, "-m", "mlflow_tune.cli", "search", "--config", str(config),
+                                   "--tracking-uri", server.uri, "--quiet", "--json"],
+                                  # MLflow's retries 1, 2, 4, 8... s apart (not 2, 4, 8...): the same
+                                  # mechanism, waiting less past the restart
+                                  env={**os.environ, "PYTHONPATH": str(tmp_path),
+                                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = client_for(server.uri)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:   # the trials are writing their steps
+        experiment = client.get_experiment_by_name("restart")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if any(r.data.metrics.get("score") is not None for r in runs):
+            break
+        time.sleep(0.5)
+    assert search_cli.poll() is None   # still running: the restart falls in the middle of the search
+    server.stop()
+    time.sleep(3)
+    server.start()
+    out, err = search_cli.communicate(timeout=300)
+    assert search_cli.returncode == 0, err[-2000:]
+    parent = json.loads(out)["parent_run_id"]
+    runs = trial_runs(client, client.get_run(parent).info.experiment_id, parent)
+    assert [(r.info.status, r.data.tags[TAG + "outcome"]) for r in runs] == [("FINISHED", "completed")] * 2
+    for run in runs:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "score")) == list(range(40))
