@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -105,12 +106,14 @@ def serve(conn: Connection) -> None:
             return
         if task is None:
             return
-        fn, args, path, cwd = task
+        path, cwd, payload = task
         # The driver's import path and working directory now, not when this worker was forked:
-        # a user's model module or a relative data path resolve as they would in the driver.
+        # a user's model module or a relative data path resolve as they would in the driver. Set
+        # before the task is unpickled, since unpickling a user's function imports its module.
         sys.path[:] = path
         if os.getcwd() != cwd:
             os.chdir(cwd)
+        fn, args = pickle.loads(payload)
         try:
             reply: tuple[str, Any] = ("done", fn(*args, RemoteBoard(conn)))
         except Exception as exc:   # run_trial records a trial's own failures; this is the rest
@@ -145,7 +148,7 @@ class Worker:
 
     def run(self, task: Task) -> None:
         self.task = task
-        self.conn.send((task.fn, task.args, list(sys.path), os.getcwd()))
+        self.conn.send((list(sys.path), os.getcwd(), pickle.dumps((task.fn, task.args))))
 
     def stop(self) -> None:
         """End the worker now (its trial is being interrupted)."""

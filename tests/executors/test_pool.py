@@ -97,3 +97,15 @@ def test_a_worker_that_died_while_idle_is_passed_over(pool: WorkerPool) -> None:
     idle.process.join(10)
     out = run(pool, uses_the_board, {"tid": 1, "loss": 0.5})   # whether or not its reader noticed yet
     assert out["pid"] != idle.process.pid and out["rank"] == 1
+
+
+def test_a_running_worker_takes_a_function_from_a_module_added_to_the_path_later(
+        pool: WorkerPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unpickling a user's function imports its module: the worker must take the driver's path
+    first (a worker kept from an earlier search knew nothing of the user's folder)."""
+    assert run(pool, where, {"module": "json"})["found"]   # the worker is up, before the folder exists
+    (tmp_path / "late_module.py").write_text("def fit(spec, board):\n    return spec['x'] * 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import late_module  # type: ignore[import-not-found]
+
+    assert run(pool, late_module.fit, {"x": 21}) == 42
