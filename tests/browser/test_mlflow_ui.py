@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import needs
 
 from mlflow_tune.cli.report import make_report
 from mlflow_tune.tracking.runs import client_for
@@ -36,7 +37,7 @@ TUNE = {"experiment": "digits-mlp", "train": {"dataset": "digits", "model": "mlp
         "search": {"algo": "random", "max_trials": 6, "pruning": "none", "top_k_models": 0, "seed": 1}}
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")]
+              needs(Path(CHROMIUM).exists(), "Debian's chromium")]
 
 
 def _free_port() -> int:

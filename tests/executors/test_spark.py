@@ -7,6 +7,7 @@ others reuse it. What a trial writes must be what a local search writes.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import needs
 from typer.testing import CliRunner
 
 from mlflow_tune.cli.app import app
@@ -22,9 +24,7 @@ from mlflow_tune.tracking.runs import TAG, client_for, trial_runs
 from mlflow_tune.tuning.study import optimize, search
 from mlflow_tune.tuning.tunefile import load_tune_file
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAVA_HOME") and subprocess.run(["which", "java"], capture_output=True).returncode != 0,
-    reason="no Java")
+pytestmark = needs(bool(os.environ.get("JAVA_HOME") or shutil.which("java")), "Java")
 
 EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "grad_norm", "epoch_seconds")
 # Per run by nature, not by where it trained.

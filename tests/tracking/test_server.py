@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import needs
 from servers import MlflowServer, Postgres, postgres_bin, start_postgres
 
 from mlflow_tune.tracking.runs import TAG, client_for, trial_runs
@@ -22,7 +23,7 @@ from mlflow_tune.tuning.study import search
 from mlflow_tune.tuning.tunefile import load_tune_file
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(postgres_bin("initdb") is None, reason="PostgreSQL is not installed")]
+              needs(postgres_bin("initdb") is not None, "PostgreSQL")]
 
 EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_f1", "lr", "grad_norm",
                  "epoch_seconds")
