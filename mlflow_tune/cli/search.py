@@ -17,7 +17,7 @@ def search(
     algo: Annotated[str | None, typer.Option(help="tpe | random | anneal | grid (overrides the file).")] = None,
     max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).")] = None,
     parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.")] = None,
-    pruning: Annotated[str | None, typer.Option(help="none | median | asha.")] = None,
+    pruning: Annotated[str | None, typer.Option(help="none | median | asha | curve.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     no_progress: Annotated[int | None, typer.Option(help="Stop after N trials without improvement.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,

@@ -16,7 +16,7 @@ from mlflow_tune.training.config import ConfigError, check_names
 from mlflow_tune.training.selection import OBJECTIVES
 
 ALGOS = ("tpe", "random", "anneal", "grid")
-PRUNERS = ("none", "median", "asha")
+PRUNERS = ("none", "median", "asha", "curve")
 # Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
 KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
@@ -122,6 +122,7 @@ class StageSettings:
     narrowed around its top_k trials widened by margin, then moved by their diagnoses if guided
     (ignored on the first stage). ``params``: tune only these, hold the rest at the best so far.
     ``retrain`` > 0: retrain the best ``retrain`` configurations so far with ``seeds`` seeds each.
+    ``warm_start``: the sampler starts knowing the previous stage's trials that fall in this space.
     """
 
     name: str
@@ -136,6 +137,7 @@ class StageSettings:
     guided: bool = True
     retrain: int = 0
     seeds: int = 1
+    warm_start: bool = True
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"

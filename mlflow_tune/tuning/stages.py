@@ -23,6 +23,7 @@ from mlflow_tune.tuning.space import Space
 from mlflow_tune.tuning.summary import retrain_table, summarise_stage
 from mlflow_tune.tuning.trial import TrialOutcome
 from mlflow_tune.tuning.tunefile import TuneConfig
+from mlflow_tune.tuning.warm import warm_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,7 @@ class StagePlan:
     base: dict[str, Any]
     reasons: tuple[str, ...] = ()
     points: tuple[dict[str, Any], ...] = ()    # retrain stages: exact configurations to run
+    warm: tuple[tuple[int, dict[str, Any], float], ...] = ()   # earlier trials the sampler starts from
 
 
 def stage_budget(stage: StageSettings) -> int:
@@ -71,7 +73,11 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
         space = space.restrict(stage.params)
         if held:
             reasons.append("held at best so far: " + ", ".join(f"{k}={v}" for k, v in held.items()))
-    return StagePlan(space, base, tuple(reasons))
+    warm: list[tuple[int, dict[str, Any], float]] = []
+    if index > 0 and stage.warm_start and previous:
+        warm = warm_points(space, previous)
+        reasons.append(f"warm start: {len(warm)} of {len(previous)} earlier trials fall in this space")
+    return StagePlan(space, base, tuple(reasons), warm=tuple(warm))
 
 
 def _stage_runs(parent: RunLogger, experiment_id: str) -> dict[int, Any]:
@@ -103,7 +109,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
                           first_tid=top_tid + 1, points=list(plan.points) or None,
                           last_tid=last_tid, objective=tune.objective,
                           budget=stage.train_overrides if tune.objective is not None else {},
-                          search_run_id=parent.run_id, curve_keys=dict(tune.curves))
+                          search_run_id=parent.run_id, curve_keys=dict(tune.curves), warm=list(plan.warm))
             result = run_level(level, listener)
             summarise_stage(run, stage, result)
         everything += result.outcomes
