@@ -123,6 +123,8 @@ class StageSettings:
     (ignored on the first stage). ``params``: tune only these, hold the rest at the best so far.
     ``retrain`` > 0: retrain the best ``retrain`` configurations so far with ``seeds`` seeds each.
     ``warm_start``: the sampler starts knowing the previous stage's trials that fall in this space.
+    ``important`` > 0 (and no ``params``): tune only the previous stage's that many most important
+    parameters (tuning.importance), holding the rest at the best so far.
     """
 
     name: str
@@ -138,13 +140,15 @@ class StageSettings:
     retrain: int = 0
     seeds: int = 1
     warm_start: bool = True
+    important: int = 0
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
         if not self.name:
             raise ConfigError("a stage name must not be empty.")
         _one_of(f"{where} algo", self.algo, ALGOS)
-        for name, low in (("max_trials", 1), ("top_k", 1), ("margin", 0), ("retrain", 0), ("seeds", 1)):
+        for name, low in (("max_trials", 1), ("top_k", 1), ("margin", 0), ("retrain", 0), ("seeds", 1),
+                          ("important", 0)):
             _at_least(f"{where} {name}", getattr(self, name), low)
         if self.epochs is not None:
             _at_least(f"{where} epochs", self.epochs, 1)

@@ -16,6 +16,7 @@ from typing import Any
 from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs
 from mlflow_tune.tracking.writer import drain
 from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_trials, run_level
+from mlflow_tune.tuning.importance import importance
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.tuning.settings import StageSettings
@@ -67,10 +68,17 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
         if stage.guided:
             space, moved = adjust_for_diagnoses(space, [o.diagnosis for o in top], tune.space)
             reasons += moved
-    if stage.params:
-        held = {k: v for k, v in best_so_far.items() if k not in stage.params}
+    searched = stage.params
+    if index > 0 and stage.important and not searched and previous:
+        ranked = importance(previous_space, previous)
+        searched = tuple(list(ranked)[: stage.important]) if len(ranked) > stage.important else ()
+        if searched:
+            reasons.append("importance: " + ", ".join(f"{k} {v:g}" for k, v in ranked.items())
+                           + f"; searching {', '.join(searched)}")
+    if searched:
+        held = {k: v for k, v in best_so_far.items() if k not in searched}
         base.update(held)
-        space = space.restrict(stage.params)
+        space = space.restrict(searched)
         if held:
             reasons.append("held at best so far: " + ", ".join(f"{k}={v}" for k, v in held.items()))
     warm: list[tuple[int, dict[str, Any], float]] = []
