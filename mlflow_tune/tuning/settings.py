@@ -141,6 +141,7 @@ class StageSettings:
     seeds: int = 1
     warm_start: bool = True
     important: int = 0
+    sample_rows: int = 0   # > 0: subsample chosen to give about this many training rows (tuning.sampling)
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
@@ -148,10 +149,12 @@ class StageSettings:
             raise ConfigError("a stage name must not be empty.")
         _one_of(f"{where} algo", self.algo, ALGOS)
         for name, low in (("max_trials", 1), ("top_k", 1), ("margin", 0), ("retrain", 0), ("seeds", 1),
-                          ("important", 0)):
+                          ("important", 0), ("sample_rows", 0)):
             _at_least(f"{where} {name}", getattr(self, name), low)
         if self.epochs is not None:
             _at_least(f"{where} epochs", self.epochs, 1)
+        if self.subsample is not None and self.sample_rows:
+            raise ConfigError(f"{where} sets subsample and sample_rows; set one of them.")
         if self.subsample is not None and not 0 < self.subsample <= 1:
             raise ConfigError(f"{where} subsample={self.subsample!r} is out of range; it must be in (0, 1].")
         check_names(list(self.params), where=f"{where} params")

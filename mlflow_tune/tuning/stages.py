@@ -19,6 +19,7 @@ from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_tr
 from mlflow_tune.tuning.importance import importance
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
+from mlflow_tune.tuning.sampling import sample_fraction
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.space import Space
 from mlflow_tune.tuning.summary import retrain_table, summarise_stage
@@ -50,6 +51,11 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
     """The space, fixed values and (for retrain) exact points of stage `index`."""
     stage = tune.stages[index]
     base = {**tune.train, **stage.train_overrides}
+    sampled: list[str] = []
+    if stage.sample_rows and not stage.retrain:
+        base["subsample"], train_rows = sample_fraction(base, stage.sample_rows)
+        sampled.append(f"sample_rows {stage.sample_rows} of {train_rows} training rows: "
+                       f"subsample {base['subsample']:g}")
     if stage.retrain:
         # A stage that tuned only `params` held the rest at the best so far: retrain with those too.
         held = {k: v for k, v in best_so_far.items() if k in tune.space}
@@ -58,7 +64,7 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
         names = sorted({k for p in points for k in p})
         return StagePlan(previous_space, base, (f"retrain top {len(configs)} x {stage.seeds} seeds",),
                          points) if names else StagePlan(previous_space, base)
-    space, reasons = tune.space, []
+    space, reasons = tune.space, sampled
     if index > 0 and previous:
         top = top_trials(previous, stage.top_k)
         narrowed = narrow(previous_space, [o.params for o in top], stage.margin, original=tune.space)

@@ -70,3 +70,31 @@ def test_the_fine_stage_searches_the_most_important_and_holds_the_rest() -> None
 def test_important_must_not_be_negative() -> None:
     with pytest.raises(ConfigError, match="important"):
         tune(important=-1)
+
+
+# ------------------------------------------------------------- coarse sample size from the data
+
+
+def sampled(**coarse_stage: Any) -> Any:
+    stages = [{"name": "coarse", "algo": "random", "max_trials": 3, "epochs": 2, **coarse_stage},
+              {"name": "fine", "max_trials": 3}]
+    train = {"dataset": "synthetic", "n_samples": 10000, "epochs": 4}
+    return parse_tune_config({"experiment": "t", "train": train, "space": SPACE, "stages": stages})
+
+
+def test_sample_rows_sets_the_coarse_fraction_from_the_data_set_size() -> None:
+    config = sampled(sample_rows=600)   # 10,000 rows, 60% of them for training: 6,000
+    plan = plan_stage(config, 0, [], {}, config.space)
+    assert plan.base["subsample"] == 0.1
+    assert "sample_rows 600 of 6000 training rows: subsample 0.1" in plan.reasons
+    assert plan_stage(sampled(sample_rows=50_000), 0, [], {}, config.space).base["subsample"] == 1.0
+    assert "subsample" not in plan_stage(config, 1, [], {}, config.space).base   # the fine stage: all rows
+
+
+def test_sample_rows_and_subsample_are_not_both_set_nor_used_with_a_function() -> None:
+    with pytest.raises(ConfigError, match="subsample and sample_rows"):
+        sampled(sample_rows=600, subsample=0.2)
+    with pytest.raises(ConfigError, match="sample_rows needs the built-in trainer"):
+        parse_tune_config({"experiment": "t", "objective": "math:sqrt", "space": {"x": {"uniform": [0, 1]}},
+                           "stages": [{"name": "coarse", "max_trials": 2, "sample_rows": 100},
+                                      {"name": "fine", "max_trials": 2}]})
