@@ -11,6 +11,9 @@ val_accuracy. Per seed (search seed = train seed), methods:
   staged   coarse random search (--trials trials, a quarter of the epochs, a sample of the rows:
            2,000 rows or at most 30%) then TPE on the narrowed, warm-started space (half the trials,
            full data, full epochs), median pruning as by default
+  staged-cold   the same with `warm_start: false` (the fine stage's TPE starts cold)
+  staged-imp    the same with `important: 3` (the fine stage searches the coarse stage's 3 most
+                important parameters and holds the rest at the coarse best)
   optuna   Optuna TPESampler + HyperbandPruner (min_resource 1, reduction 3), same trainer and
            budget in trials (only when optuna is installed: the bench extra)
 Cost is counted in sample-epochs: for every trial, in the order the search ran them (parallel 1),
@@ -21,7 +24,9 @@ Columns, per method, median [min..max] over seeds:
              as a ratio of what plain TPE itself needed ("-" where never reached: counted as inf)
   acc@B      best full-data val accuracy within B = --budget x plain TPE's total sample-epochs
   best       best full-data val accuracy of the whole search; total: its sample-epochs / TPE's total
-Run: `python bench/efficiency.py [--seeds 0 1 2 3 4] [--trials 20] [--epochs 30] [--rows 20000]`.
+Run: `python bench/efficiency.py [--seeds 0 1 2 3 4] [--trials 20] [--epochs 30] [--rows 20000]`;
+seeds run as separate processes are joined with `python bench/efficiency.py --table-from LOG ...`
+(the per-seed `#   method to_target=...` lines of their output).
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from typing import Any
 SPACE = {"lr": {"loguniform": [1e-4, 1.0]}, "hidden_units": {"logint": [16, 256]},
          "dropout": {"uniform": [0.0, 0.7]}, "weight_decay": {"loguniform": [1e-6, 0.1]},
          "layers": {"int": [1, 3]}, "optimizer": {"choice": ["adam", "rmsprop", "momentum"]}}
-METHODS = ("tpe", "random", "median", "asha", "curve", "staged", "optuna")
+METHODS = ("tpe", "random", "median", "asha", "curve", "staged", "staged-cold", "staged-imp", "optuna")
 PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "curve": "curve",
-           "staged": "median"}
+           "staged": "median", "staged-cold": "median", "staged-imp": "median"}
+FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-cold": {"warm_start": False}, "staged-imp": {"important": 3}}
 Trace = list[tuple[float, float]]   # (sample-epochs spent so far, full-data val accuracy of that epoch)
 
 
@@ -63,12 +69,12 @@ def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any
         "search": {"algo": "random" if method == "random" else "tpe", "max_trials": args.trials,
                    "parallel": 1, "metric": "val_accuracy", "pruning": PRUNING[method],
                    "top_k_models": 0, "seed": seed}}
-    if method == "staged":
+    if method in FINE:
         data["stages"] = [
             {"name": "coarse", "algo": "random", "max_trials": args.trials,
              "epochs": max(2, args.epochs // 4), "subsample": coarse_fraction(args.rows)},
             {"name": "fine", "algo": "tpe", "max_trials": max(2, args.trials // 2), "top_k": 3,
-             "margin": 0.25}]
+             "margin": 0.25, **FINE[method]}]
     return data
 
 
@@ -153,7 +159,7 @@ def best_within(trace: Trace, budget: float) -> float:
 def scores(traces: dict[str, Trace], budget_fraction: float) -> dict[str, dict[str, float]]:
     base = traces["tpe"]
     best = max(acc for _, acc in base if acc == acc)
-    own, total = reach(base, best), base[-1][0]
+    own, total = reach(base, best - 0.002), base[-1][0]
     out = {}
     for method, trace in traces.items():
         out[method] = {"to_target": reach(trace, best - 0.002) / own,
@@ -181,6 +187,23 @@ def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float)
     return "\n".join(lines)
 
 
+def read_logs(paths: list[str]) -> list[dict[str, dict[str, float]]]:
+    """Per-seed scores from earlier runs' output: a `#   tpe ...` line starts a seed."""
+    per_seed: list[dict[str, dict[str, float]]] = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 2 and parts[0] == "#" and parts[1] in METHODS and "=" in parts[2]:
+                if parts[1] == "tpe":
+                    per_seed.append({})
+                per_seed[-1][parts[1]] = {k: float(v) for k, v in (p.split("=") for p in parts[2:])}
+    for seed in per_seed:   # as a ratio of TPE's own cost to the same target (1.0 for TPE itself)
+        own = seed["tpe"]["to_target"]
+        for row in seed.values():
+            row["to_target"] /= own
+    return per_seed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -189,7 +212,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--budget", type=float, default=0.2, help="fixed budget as a fraction of TPE's total")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--table-from", nargs="+", default=[], metavar="LOG",
+                        help="print the table of earlier runs' outputs instead of running")
     args = parser.parse_args()
+    if args.table_from:
+        print(summary(read_logs(args.table_from), args.budget))
+        return
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
