@@ -122,7 +122,7 @@ class StageSettings:
     narrowed around its top_k trials widened by margin, then moved by their diagnoses if guided
     (ignored on the first stage). ``params``: tune only these, hold the rest at the best so far.
     ``retrain`` > 0: retrain the best ``retrain`` configurations so far with ``seeds`` seeds each.
-    ``warm_start``: the sampler starts knowing the previous stage's trials that fall in this space.
+    ``warm_start``: the sampler starts knowing the previous stage's trials, mapped into this space.
     ``important`` > 0 (and no ``params``): tune only the previous stage's that many most important
     parameters (tuning.importance), holding the rest at the best so far.
     """

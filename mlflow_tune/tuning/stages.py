@@ -90,7 +90,7 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
     warm: list[tuple[int, dict[str, Any], float]] = []
     if index > 0 and stage.warm_start and previous:
         warm = warm_points(space, previous)
-        reasons.append(f"warm start: {len(warm)} of {len(previous)} earlier trials fall in this space")
+        reasons.append(f"warm start: {len(warm)} of {len(previous)} earlier trials mapped into this space")
     return StagePlan(space, base, tuple(reasons), warm=tuple(warm))
 
 

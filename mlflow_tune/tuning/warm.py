@@ -1,10 +1,12 @@
 """Warm start: an earlier stage's finished trials, mapped into a narrowed space (pure).
 
 The fine stage of a coarse-to-fine search starts its sampler from what the coarse stage
-learned instead of cold: each coarse trial whose values fall in the fine space (numeric
-values a little outside are clipped onto the bound, choices must still be offered) is told
-to the sampler with its loss before the first ask. Points far outside are dropped: clipped
-onto a bound they would tell the sampler the bound is bad.
+learned instead of cold: each coarse trial is told to the sampler with its loss before the
+first ask, its numeric values clipped into the fine ranges and its choices kept only if the
+fine space still offers them. Clipping, not dropping: the fine space is narrowed around the
+coarse top few on every parameter at once, so only those few lie inside it on all of them
+(measured: 1 of 10 on a six-parameter space), too few for TPE to start modelling; clipped, the
+rest tell it that the edges of the new ranges are worse than their middle.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.tuning.narrowing import scaled_bounds, to_scale
 from mlflow_tune.tuning.space import Param, Space
 from mlflow_tune.tuning.trial import TrialOutcome
-
-CLIP = 0.1   # a value at most this fraction of the range's width (on its scale) outside is clipped
 
 
 def warm_points(space: Space, outcomes: Iterable[TrialOutcome]) -> list[tuple[int, dict[str, Any], float]]:
@@ -47,10 +46,6 @@ def _map(param: Param, value: Any) -> Any:
         number = float(value)
     except (ConfigError, ValueError, TypeError):
         return None
-    low, high = scaled_bounds(param)
-    if number <= 0 and param.log_scale:
+    if not math.isfinite(number) or (number <= 0 and param.log_scale):
         return None
-    scaled, slack = to_scale(param, number), CLIP * (high - low)
-    if scaled < low - slack or scaled > high + slack:
-        return None
-    return param.decode_value(number)
+    return param.decode_value(number)   # clipped into the range, on its steps

@@ -24,7 +24,7 @@ COARSE = [outcome(0, 0.50, lr=1e-3, hidden_units=32, optimizer="adam"),
           outcome(1, 0.40, lr=1e-2, hidden_units=64, optimizer="rmsprop"),
           outcome(2, 0.45, lr="0.004", hidden_units="48", optimizer="adam"),      # strings, as read from MLflow
           outcome(3, 0.90, "pruned", lr=1.05e-2, hidden_units=66, optimizer="adam"),  # just outside: clipped
-          outcome(4, 2.00, lr=0.5, hidden_units=256, optimizer="momentum"),     # far outside: dropped
+          outcome(4, 2.00, lr=0.5, hidden_units=256, optimizer="adam"),         # far outside: clipped too
           outcome(5, 0.60, lr=2e-3, hidden_units=40, optimizer="momentum"),     # choice no longer offered
           outcome(6, None, "failed", lr=3e-3, hidden_units=40, optimizer="adam")]
 
@@ -41,10 +41,11 @@ def test_the_fine_plan_carries_the_coarse_best_points_mapped_into_its_space() ->
     plan = plan_stage(config, 1, COARSE, {}, config.space)
     assert plan.space.get("lr").to_spec() == {"loguniform": [1e-3, 1e-2]}
     assert plan.space.get("optimizer").choices == ("adam", "rmsprop")
-    assert [(tid, loss) for tid, _, loss in plan.warm] == [(1, 0.40), (2, 0.45), (0, 0.50), (3, 0.90)]
+    assert [(tid, loss) for tid, _, loss in plan.warm] == [(1, 0.40), (2, 0.45), (0, 0.50), (3, 0.90), (4, 2.00)]
     assert plan.warm[1][1] == {"lr": 0.004, "hidden_units": 48, "optimizer": "adam"}   # typed
     assert plan.warm[3][1] == {"lr": 1e-2, "hidden_units": 64, "optimizer": "adam"}     # clipped onto the bounds
-    assert "warm start: 4 of 7 earlier trials fall in this space" in plan.reasons
+    assert plan.warm[4][1] == {"lr": 1e-2, "hidden_units": 64, "optimizer": "adam"}
+    assert "warm start: 5 of 7 earlier trials mapped into this space" in plan.reasons
     assert plan_stage(tune(warm_start=False), 1, COARSE, {}, config.space).warm == ()
     assert plan_stage(config, 0, [], {}, config.space).warm == ()   # the first stage starts cold
 
@@ -55,6 +56,7 @@ def test_warm_points_skip_unfinished_and_unmappable_trials() -> None:
                                  outcome(1, float("nan"), lr=5e-3, optimizer="adam"),
                                  outcome(2, 0.2, lr=5e-3),                       # lacks a parameter
                                  outcome(3, 0.1, lr="abc", optimizer="adam"),
+                                 outcome(5, 0.1, lr=-1.0, optimizer="adam"),      # no log of it
                                  outcome(4, 0.4, lr=5e-3, optimizer="adam")])
     assert points == [(4, {"lr": 5e-3, "optimizer": "adam"}, 0.4)]
 
@@ -66,8 +68,8 @@ def test_the_sampler_knows_the_warm_points_before_its_first_ask() -> None:
     for tid, params, loss in plan.warm:
         suggester.learn(tid, params, loss)
     known = suggester._trials.trials   # hyperopt's own record of what it has seen
-    assert [t["tid"] for t in known] == [1, 2, 0, 3]
-    assert [t["result"]["loss"] for t in known] == [0.40, 0.45, 0.50, 0.90]
+    assert [t["tid"] for t in known] == [1, 2, 0, 3, 4]
+    assert [t["result"]["loss"] for t in known] == [0.40, 0.45, 0.50, 0.90, 2.00]
     assert known[0]["misc"]["vals"]["lr"] == [0.01] and known[0]["misc"]["vals"]["optimizer"] == [1]
     assert set(suggester.ask(10) or {}) == set(plan.space.names)   # asking goes on after them
 
