@@ -54,12 +54,18 @@ def trial_rows(uri: str, parent_id: str) -> list[dict[str, Any]]:
     """Every trial under the search (through stage runs): tid, stage, metrics, subsample."""
     from mlflow import MlflowClient
 
-    from mlflow_tune.diagnostics.runs import descendants
+    from mlflow_tune.tracking.runs import child_runs
 
     client = MlflowClient(uri)
     experiment_id = client.get_run(parent_id).info.experiment_id
     rows = []
-    for run in descendants(client, experiment_id, parent_id):
+    found: list[Any] = []
+    parents = [parent_id]
+    while parents:   # trials, directly under the search or under its stage runs
+        children = child_runs(client, experiment_id, parents.pop())
+        found += [r for r in children if "mlflow_tune.trial" in r.data.tags]
+        parents += [r.info.run_id for r in children if "mlflow_tune.trial" not in r.data.tags]
+    for run in found:
         m, t = run.data.metrics, run.data.tags
         rows.append({"tid": int(t["mlflow_tune.trial"]), "stage": t.get("mlflow_tune.stage", ""),
                      "loss": m.get("objective"), "val_acc": m.get("best_val_accuracy"),

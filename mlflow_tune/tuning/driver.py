@@ -57,6 +57,7 @@ class Level:
     budget: dict[str, Any] = field(default_factory=dict)   # a stage's overrides, for such a function
     search_run_id: str = ""                       # the whole search's run (the parent of a stage's)
     curve_keys: dict[str, str] = field(default_factory=dict)   # metric names of the diagnosed curves
+    warm: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)   # (tid, params, loss) known before
 
 
 @dataclass
@@ -127,6 +128,8 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     suggester = Suggester.fixed(level.points) if level.points is not None else \
         Suggester(level.space, s.algo, s.seed + level.first_tid, level.max_trials)
     board = Board()
+    for tid, known, loss in level.warm if level.points is None else ():
+        suggester.learn(tid, known, loss)
     for o in level.restored:
         suggester.restore(o.tid, o.params, o.loss if o.status != "failed" else None)
         if s.pruning != "none":   # earlier trials' curves keep informing the pruner

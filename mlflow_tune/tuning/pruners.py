@@ -7,6 +7,7 @@ has just finished epoch `epoch`, stop now?
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,14 +106,66 @@ class AshaPruner:
         return None
 
 
-Pruner = NoPruner | MedianPruner | AshaPruner
+@dataclass(frozen=True)
+class CurvePruner:
+    """Stop a trial when even an optimistic extrapolation of its curve cannot beat the best finished trial.
+
+    From `min_epochs` points on, a power law and an exponential saturation are fitted to the
+    trial's curve (curvefit.fit_at); the optimistic value at epoch `horizon` is the better of the
+    fits' predictions, less twice that fit's residual spread and `margin` times the curve's own
+    range, and never worse than the trial's best so far. If that is still worse than the best
+    value of the other trials that ran all `horizon` epochs, the trial stops. Until one has, or
+    while the fits fail, nothing is stopped. Without a horizon (epochs unknown), the fits are
+    read at three times the epochs seen and every other trial counts.
+    """
+
+    min_epochs: int = 4
+    horizon: int | None = None
+    margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.min_epochs < 3 or (self.horizon is not None and self.horizon < 1) or self.margin < 0:
+            raise ValueError(f"CurvePruner needs min_epochs >= 3, horizon >= 1 and margin >= 0, got "
+                             f"{self.min_epochs=}, {self.horizon=}, {self.margin=}.")
+
+    def decides_at(self, epoch: int) -> bool:
+        return epoch + 1 >= self.min_epochs and (self.horizon is None or epoch + 1 < self.horizon)
+
+    def prune(self, tid: int, epoch: int, curves: Curves) -> str | None:
+        from mlflow_tune.tuning.curvefit import fit_at
+
+        if not self.decides_at(epoch):
+            return None
+        finished = [best_until(c, len(c)) for t, c in curves.items()
+                    if t != tid and (self.horizon is None or len(c) >= self.horizon)]
+        best = min(finished, default=float("inf"))
+        mine = list(curves[tid][: epoch + 1])
+        if not math.isfinite(best) or sum(1 for v in mine if math.isfinite(v)) < self.min_epochs:
+            return None
+        horizon = self.horizon or 3 * (epoch + 1)
+        fits = fit_at(mine, horizon)
+        if not fits:
+            return None
+        finite = [v for v in mine if math.isfinite(v)]
+        slack = self.margin * (max(finite) - min(finite))
+        optimistic = min(min(p - 2 * s for p, s in fits) - slack, best_until(mine, epoch))
+        if optimistic > best:
+            return f"pruned by learning curve at epoch {epoch}: at best {optimistic:.4g} by epoch " \
+                   f"{horizon}, worse than {best:.4g} of {len(finished)} finished trials"
+        return None
 
 
-def make_pruner(name: str, *, warmup: int = 2, min_trials: int = 3, reduction: int = 3) -> Pruner:
+Pruner = NoPruner | MedianPruner | AshaPruner | CurvePruner
+
+
+def make_pruner(name: str, *, warmup: int = 2, min_trials: int = 3, reduction: int = 3,
+                horizon: int | None = None) -> Pruner:
+    if name == "curve":
+        return CurvePruner(max(4, warmup + 1), horizon)
     if name == "median":
         return MedianPruner(warmup, min_trials)
     if name == "asha":
         return AshaPruner(max(1, warmup), reduction)
     if name == "none":
         return NoPruner()
-    raise ValueError(f"pruning={name!r} is not valid; choose one of: none, median, asha.")
+    raise ValueError(f"pruning={name!r} is not valid; choose one of: none, median, asha, curve.")

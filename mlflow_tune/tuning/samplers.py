@@ -107,11 +107,17 @@ class Suggester:
         if self.algo == "grid":
             self._used.add(_key(params, self._names))
             return
-        from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
-
         # Consume the seed ask() drew for this trial: otherwise a resumed random (or still-random
         # TPE start-up) search draws the same seeds again and repeats the first trials' params.
         self.rng.integers(2**31 - 1)
+        self.learn(tid, params, loss)
+
+    def learn(self, tid: int, params: Mapping[str, Any], loss: float | None) -> None:
+        """Tell the sampler a point evaluated elsewhere (e.g. an earlier stage's trial, warm start)."""
+        if self.algo == "grid":
+            return
+        from hyperopt import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
+
         ok = loss is not None and bool(np.isfinite(loss))
         result = {"loss": float(loss or 0.0), "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
         misc = {"tid": tid, "cmd": self._domain.cmd, "workdir": None,

@@ -16,7 +16,7 @@ from mlflow_tune.training.config import ConfigError, check_names
 from mlflow_tune.training.selection import OBJECTIVES
 
 ALGOS = ("tpe", "random", "anneal", "grid")
-PRUNERS = ("none", "median", "asha")
+PRUNERS = ("none", "median", "asha", "curve")
 # Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
 KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
@@ -132,6 +132,9 @@ class StageSettings:
     narrowed around its top_k trials widened by margin, then moved by their diagnoses if guided
     (ignored on the first stage). ``params``: tune only these, hold the rest at the best so far.
     ``retrain`` > 0: retrain the best ``retrain`` configurations so far with ``seeds`` seeds each.
+    ``warm_start``: the sampler starts knowing the previous stage's trials, mapped into this space.
+    ``important`` > 0 (and no ``params``): tune only the previous stage's that many most important
+    parameters (tuning.importance), holding the rest at the best so far.
     """
 
     name: str
@@ -146,16 +149,22 @@ class StageSettings:
     guided: bool = True
     retrain: int = 0
     seeds: int = 1
+    warm_start: bool = True
+    important: int = 0
+    sample_rows: int = 0   # > 0: subsample chosen to give about this many training rows (tuning.sampling)
 
     def __post_init__(self) -> None:
         where = f"stage {self.name!r}"
         if not self.name:
             raise ConfigError("a stage name must not be empty.")
         _one_of(f"{where} algo", self.algo, ALGOS)
-        for name, low in (("max_trials", 1), ("top_k", 1), ("margin", 0), ("retrain", 0), ("seeds", 1)):
+        for name, low in (("max_trials", 1), ("top_k", 1), ("margin", 0), ("retrain", 0), ("seeds", 1),
+                          ("important", 0), ("sample_rows", 0)):
             _at_least(f"{where} {name}", getattr(self, name), low)
         if self.epochs is not None:
             _at_least(f"{where} epochs", self.epochs, 1)
+        if self.subsample is not None and self.sample_rows:
+            raise ConfigError(f"{where} sets subsample and sample_rows; set one of them.")
         if self.subsample is not None and not 0 < self.subsample <= 1:
             raise ConfigError(f"{where} subsample={self.subsample!r} is out of range; it must be in (0, 1].")
         check_names(list(self.params), where=f"{where} params")

@@ -16,15 +16,18 @@ from typing import Any
 from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs
 from mlflow_tune.tracking.writer import drain
 from mlflow_tune.tuning.driver import Level, LevelResult, best_trial, restore_trials, run_level
+from mlflow_tune.tuning.importance import importance
 from mlflow_tune.tuning.listener import SearchListener
 from mlflow_tune.tuning.naming import stage_name
 from mlflow_tune.tuning.narrowing import adjust_for_diagnoses, describe, narrow
 from mlflow_tune.tuning.samplers import planned_trials
+from mlflow_tune.tuning.sampling import sample_fraction
 from mlflow_tune.tuning.settings import StageSettings
 from mlflow_tune.tuning.space import Space
 from mlflow_tune.tuning.summary import retrain_table, summarise_stage
 from mlflow_tune.tuning.trial import TrialOutcome
 from mlflow_tune.tuning.tunefile import TuneConfig
+from mlflow_tune.tuning.warm import warm_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,7 @@ class StagePlan:
     base: dict[str, Any]
     reasons: tuple[str, ...] = ()
     points: tuple[dict[str, Any], ...] = ()    # retrain stages: exact configurations to run
+    warm: tuple[tuple[int, dict[str, Any], float], ...] = ()   # earlier trials the sampler starts from
 
 
 def stage_budget(stage: StageSettings) -> int:
@@ -49,6 +53,11 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
     """The space, fixed values and (for retrain) exact points of stage `index`."""
     stage = tune.stages[index]
     base = {**tune.train, **stage.train_overrides}
+    sampled: list[str] = []
+    if stage.sample_rows and not stage.retrain:
+        base["subsample"], train_rows = sample_fraction(base, stage.sample_rows)
+        sampled.append(f"sample_rows {stage.sample_rows} of {train_rows} training rows: "
+                       f"subsample {base['subsample']:g}")
     if stage.retrain:
         # A stage that tuned only `params` held the rest at the best so far: retrain with those too.
         held = {k: v for k, v in best_so_far.items() if k in tune.space}
@@ -57,7 +66,7 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
         names = sorted({k for p in points for k in p})
         return StagePlan(previous_space, base, (f"retrain top {len(configs)} x {stage.seeds} seeds",),
                          points) if names else StagePlan(previous_space, base)
-    space, reasons = tune.space, []
+    space, reasons = tune.space, sampled
     if index > 0 and previous:
         top = top_trials(previous, stage.top_k)
         narrowed = narrow(previous_space, [o.params for o in top], stage.margin, original=tune.space)
@@ -67,13 +76,24 @@ def plan_stage(tune: TuneConfig, index: int, previous: list[TrialOutcome], best_
         if stage.guided:
             space, moved = adjust_for_diagnoses(space, [o.diagnosis for o in top], tune.space)
             reasons += moved
-    if stage.params:
-        held = {k: v for k, v in best_so_far.items() if k not in stage.params}
+    searched = stage.params
+    if index > 0 and stage.important and not searched and previous:
+        ranked = importance(previous_space, previous)
+        searched = tuple(list(ranked)[: stage.important]) if len(ranked) > stage.important else ()
+        if searched:
+            reasons.append("importance: " + ", ".join(f"{k} {v:g}" for k, v in ranked.items())
+                           + f"; searching {', '.join(searched)}")
+    if searched:
+        held = {k: v for k, v in best_so_far.items() if k not in searched}
         base.update(held)
-        space = space.restrict(stage.params)
+        space = space.restrict(searched)
         if held:
             reasons.append("held at best so far: " + ", ".join(f"{k}={v}" for k, v in held.items()))
-    return StagePlan(space, base, tuple(reasons))
+    warm: list[tuple[int, dict[str, Any], float]] = []
+    if index > 0 and stage.warm_start and previous:
+        warm = warm_points(space, previous)
+        reasons.append(f"warm start: {len(warm)} of {len(previous)} earlier trials mapped into this space")
+    return StagePlan(space, base, tuple(reasons), warm=tuple(warm))
 
 
 def _stage_runs(parent: RunLogger, experiment_id: str) -> dict[int, Any]:
@@ -107,7 +127,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
                           first_tid=top_tid + 1, points=list(plan.points) or None,
                           last_tid=last_tid, objective=tune.objective,
                           budget=stage.train_overrides if tune.objective is not None else {},
-                          search_run_id=parent.run_id, curve_keys=dict(tune.curves))
+                          search_run_id=parent.run_id, curve_keys=dict(tune.curves), warm=list(plan.warm))
             result = run_level(level, listener)
             summarise_stage(run, stage, result)
         everything += result.outcomes

@@ -119,7 +119,8 @@ class PruningCallback(TrainCallback):
     def __init__(self, spec: TrialSpec, board: Board):
         self.spec, self.board, self.reason = spec, board, ""
         self.pruner = make_pruner(spec.pruning, warmup=spec.pruning_warmup,
-                                  min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction)
+                                  min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction,
+                                  horizon=_epochs(spec))
         self.curve: list[float] = []
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
@@ -139,6 +140,12 @@ class PruningCallback(TrainCallback):
         if reason:
             self.reason = reason
         return reason
+
+
+def _epochs(spec: TrialSpec) -> int | None:
+    """The epochs the trial will run (what the curve pruner extrapolates to), if known."""
+    epochs = spec.budget.get("epochs", spec.config.get("epochs"))
+    return int(epochs) if isinstance(epochs, int | float) and epochs >= 1 else None
 
 
 def worker_name() -> str:

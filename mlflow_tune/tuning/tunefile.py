@@ -90,6 +90,9 @@ class TuneConfig:
         for i, stage in enumerate(self.stages):
             if stage.name in names[:i]:
                 raise ConfigError(f"stage name {stage.name!r} is used twice; stage names must be unique.")
+            if stage.sample_rows and self.objective is not None:
+                raise ConfigError(f"stage {stage.name!r} sample_rows needs the built-in trainer; "
+                                  "a training function gets subsample instead.")
             if stage.retrain and i != len(self.stages) - 1:
                 raise ConfigError(f"stage {stage.name!r} retrains, so it must be the last stage.")
             if stage.retrain and i == 0:

@@ -1,0 +1,255 @@
+"""Search efficiency: sample-epochs each method needs to reach plain TPE's best, and accuracy at a budget.
+
+Task: generated data (scikit-learn make_classification through `dataset: synthetic`, --rows rows,
+40 features, 8 classes), an mlp, --epochs epochs per trial, --trials trials, the search metric
+val_accuracy. Per seed (search seed = train seed), methods:
+  tpe      plain hyperopt TPE, no pruning                 <- the baseline
+  random   random search, no pruning
+  median   TPE + median pruning (the default search)
+  asha     TPE + ASHA (reduction 3)
+  curve    TPE + the learning-curve pruner
+  staged   coarse random search (--trials trials, a quarter of the epochs, a sample of the rows:
+           2,000 rows or at most 30%) then TPE on the narrowed, warm-started space (half the trials,
+           full data, full epochs), median pruning as by default
+  staged-cold   the same with `warm_start: false` (the fine stage's TPE starts cold)
+  staged-imp    the same with `important: 3` (the fine stage searches the coarse stage's 3 most
+                important parameters and holds the rest at the coarse best)
+  optuna   Optuna TPESampler + HyperbandPruner (min_resource 1, reduction 3), same trainer and
+           budget in trials (only when optuna is installed: the bench extra)
+Cost is counted in sample-epochs: for every trial, in the order the search ran them (parallel 1),
+each epoch in its val_accuracy history weighs its training fraction (subsample). Only full-data
+epochs count as reaching an accuracy (a coarse trial's accuracy is on another problem).
+Columns, per method, median [min..max] over seeds:
+  to_target  sample-epochs until a full-data epoch reached plain TPE's best val accuracy - 0.002,
+             as a ratio of what plain TPE itself needed ("-" where never reached: counted as inf)
+  acc@B      best full-data val accuracy within B = --budget x plain TPE's total sample-epochs
+  best       best full-data val accuracy of the whole search; total: its sample-epochs / TPE's total
+Run: `python bench/efficiency.py [--seeds 0 1 2 3 4] [--trials 20] [--epochs 30] [--rows 20000]`;
+seeds run as separate processes are joined with `python bench/efficiency.py --table-from LOG ...`
+(the per-seed `#   method to_target=...` lines of their output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+SPACE = {"lr": {"loguniform": [1e-4, 1.0]}, "hidden_units": {"logint": [16, 256]},
+         "dropout": {"uniform": [0.0, 0.7]}, "weight_decay": {"loguniform": [1e-6, 0.1]},
+         "layers": {"int": [1, 3]}, "optimizer": {"choice": ["adam", "rmsprop", "momentum"]}}
+METHODS = ("tpe", "random", "median", "asha", "curve", "staged", "staged-cold", "staged-imp", "optuna")
+PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "curve": "curve",
+           "staged": "median", "staged-cold": "median", "staged-imp": "median"}
+FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-cold": {"warm_start": False}, "staged-imp": {"important": 3}}
+Trace = list[tuple[float, float]]   # (sample-epochs spent so far, full-data val accuracy of that epoch)
+
+
+def train_values(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    return {"dataset": "synthetic", "n_samples": args.rows, "n_features": 40, "n_classes": 8,
+            "model": "mlp", "epochs": args.epochs, "num_threads": 1, "seed": seed}
+
+
+def coarse_fraction(rows: int) -> float:
+    """A sample of a large set for the coarse stage (PRACTICE.md): 2,000 rows, between 1% and 30%."""
+    return round(min(0.3, max(0.01, 2000 / rows)), 3)
+
+
+def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "experiment": f"{method}-{seed}", "train": train_values(args, seed), "space": SPACE,
+        "search": {"algo": "random" if method == "random" else "tpe", "max_trials": args.trials,
+                   "parallel": 1, "metric": "val_accuracy", "pruning": PRUNING[method],
+                   "top_k_models": 0, "seed": seed}}
+    if method in FINE:
+        data["stages"] = [
+            {"name": "coarse", "algo": "random", "max_trials": args.trials,
+             "epochs": max(2, args.epochs // 4), "subsample": coarse_fraction(args.rows)},
+            {"name": "fine", "algo": "tpe", "max_trials": max(2, args.trials // 2), "top_k": 3,
+             "margin": 0.25, **FINE[method]}]
+    return data
+
+
+def run_ours(tmp: Path, template: Path, args: argparse.Namespace, method: str, seed: int) -> Trace:
+    from mlflow import MlflowClient
+
+    from mlflow_tune.tracking.runs import child_runs
+    from mlflow_tune.tuning.listener import SearchListener
+    from mlflow_tune.tuning.study import search
+    from mlflow_tune.tuning.tunefile import parse_tune_config
+
+    store = tmp / f"{method}-{seed}.db"
+    shutil.copy(template, store)
+    uri = f"sqlite:///{store}"
+    out = search(parse_tune_config(tune_data(args, method, seed)), tracking_uri=uri, listener=SearchListener())
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(out.parent_run_id).info.experiment_id
+    runs, parents = [], [out.parent_run_id]
+    while parents:   # trials, directly under the search or under its stage runs
+        found = child_runs(client, experiment_id, parents.pop())
+        runs += [r for r in found if "mlflow_tune.trial" in r.data.tags]
+        parents += [r.info.run_id for r in found if "mlflow_tune.trial" not in r.data.tags]
+    trace: Trace = []
+    spent = 0.0
+    for run in sorted(runs, key=lambda r: int(r.data.tags["mlflow_tune.trial"])):
+        fraction = float(run.data.params.get("subsample", 1.0))
+        history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
+        for point in history:
+            spent += fraction
+            trace.append((spent, point.value if fraction >= 1.0 else math.nan))
+    return trace
+
+
+def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
+    import optuna
+
+    from mlflow_tune.training.callbacks import TrainCallback
+    from mlflow_tune.training.config import from_mapping
+    from mlflow_tune.training.data import split
+    from mlflow_tune.training.loop import train_model
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = train_values(args, seed)
+    data = split(from_mapping(base))   # the same split for every trial, as our searches cache it
+    trace: Trace = []
+
+    class Report(TrainCallback):
+        def __init__(self, trial: Any):
+            self.trial = trial
+
+        def on_epoch_end(self, record: Any, history: Any) -> str | None:
+            trace.append(((trace[-1][0] if trace else 0.0) + 1.0, record.val_accuracy))
+            self.trial.report(record.val_accuracy, record.epoch)
+            return "pruned by optuna" if self.trial.should_prune() else None
+
+    def objective(trial: Any) -> float:
+        values = {"lr": trial.suggest_float("lr", 1e-4, 1.0, log=True),
+                  "hidden_units": trial.suggest_int("hidden_units", 16, 256, log=True),
+                  "dropout": trial.suggest_float("dropout", 0.0, 0.7),
+                  "weight_decay": trial.suggest_float("weight_decay", 1e-6, 0.1, log=True),
+                  "layers": trial.suggest_int("layers", 1, 3),
+                  "optimizer": trial.suggest_categorical("optimizer", ["adam", "rmsprop", "momentum"])}
+        result = train_model(from_mapping({**base, **values}), callbacks=[Report(trial)], data=data)
+        accuracies = [r.val_accuracy for r in result.history if math.isfinite(r.val_accuracy)]
+        return max(accuracies, default=0.0)
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.epochs,
+                                                                      reduction_factor=3))
+    study.optimize(objective, n_trials=args.trials)
+    return trace
+
+
+def reach(trace: Trace, target: float) -> float:
+    return next((spent for spent, acc in trace if acc >= target), math.inf)
+
+
+def best_within(trace: Trace, budget: float) -> float:
+    return max((acc for spent, acc in trace if spent <= budget and acc == acc), default=math.nan)
+
+
+def scores(traces: dict[str, Trace], budget_fraction: float) -> dict[str, dict[str, float]]:
+    base = traces["tpe"]
+    best = max(acc for _, acc in base if acc == acc)
+    own, total = reach(base, best - 0.002), base[-1][0]
+    out = {}
+    for method, trace in traces.items():
+        out[method] = {"to_target": reach(trace, best - 0.002) / own,
+                       "acc_at_budget": best_within(trace, budget_fraction * total),
+                       "best": best_within(trace, math.inf), "total": trace[-1][0] / total}
+    return out
+
+
+def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float) -> str:
+    def cell(values: list[float], digits: int) -> str:
+        finite = sorted(v for v in values if not math.isinf(v))
+        if len(finite) < len(values) / 2 or not finite:
+            return f"- ({len(values) - len(finite)}/{len(values)} never)"
+        text = f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}..{max(values):.{digits}f}]"
+        return text.replace("inf", "-") + (f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
+
+    lines = [f"| method | to TPE's best - 0.002 (x TPE's) | val acc at {budget_fraction:g}x TPE's budget | "
+             f"best val acc | total sample-epochs (x TPE's) |", "|---|---|---|---|---|"]
+    for method in METHODS:
+        rows = [s[method] for s in per_seed if method in s]
+        if rows:
+            lines.append(f"| {method} | {cell([r['to_target'] for r in rows], 2)} | "
+                         f"{cell([r['acc_at_budget'] for r in rows], 4)} | {cell([r['best'] for r in rows], 4)} | "
+                         f"{cell([r['total'] for r in rows], 2)} |")
+    return "\n".join(lines)
+
+
+def read_logs(paths: list[str]) -> list[dict[str, dict[str, float]]]:
+    """Per-seed scores from earlier runs' output: a `#   tpe ...` line starts a seed."""
+    per_seed: list[dict[str, dict[str, float]]] = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 2 and parts[0] == "#" and parts[1] in METHODS and "=" in parts[2]:
+                if parts[1] == "tpe":
+                    per_seed.append({})
+                per_seed[-1][parts[1]] = {k: float(v) for k, v in (p.split("=") for p in parts[2:])}
+    for seed in per_seed:   # as a ratio of TPE's own cost to the same target (1.0 for TPE itself)
+        own = seed["tpe"]["to_target"]
+        for row in seed.values():
+            row["to_target"] /= own
+    return per_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--budget", type=float, default=0.2, help="fixed budget as a fraction of TPE's total")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--table-from", nargs="+", default=[], metavar="LOG",
+                        help="print the table of earlier runs' outputs instead of running")
+    args = parser.parse_args()
+    if args.table_from:
+        print(summary(read_logs(args.table_from), args.budget))
+        return
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    import torch
+    from mlflow import MlflowClient
+
+    torch.set_num_threads(1)
+    methods = ["tpe", *(m for m in args.methods if m != "tpe")]
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        methods = [m for m in methods if m != "optuna"]
+        print("# optuna is not installed (pip install -e '.[bench]'): its row is left out")
+    per_seed = []
+    begin = time.monotonic()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        template = tmp / "template.db"
+        MlflowClient(f"sqlite:///{template}").search_experiments()   # migrate the schema once
+        for seed in args.seeds:
+            traces = {}
+            for method in methods:
+                traces[method] = run_optuna(args, seed) if method == "optuna" else \
+                    run_ours(tmp, template, args, method, seed)
+                print(f"# seed {seed} {method}: {traces[method][-1][0]:.1f} sample-epochs, "
+                      f"best {best_within(traces[method], math.inf):.4f} "
+                      f"({time.monotonic() - begin:.0f}s)", flush=True)
+            per_seed.append(scores(traces, args.budget))
+            for method, row in per_seed[-1].items():
+                print(f"#   {method:7} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+    print(summary(per_seed, args.budget))
+
+
+if __name__ == "__main__":
+    main()
