@@ -74,7 +74,7 @@ def test_a_foreign_project_is_searched_as_nested_trials_and_its_own_runs_are_lin
 def test_a_project_trial_is_pruned_while_it_runs(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = {"experiment": "prune", "train": {"epochs": 400},
-              "space": {"learning_rate": {"choice": [0.3, 0.31, 0.0001]}},
+              "space": {"learning_rate": {"choice": [0.3, 0.0001]}},
               "search": {"algo": "grid", "metric": "valid/loss", "mode": "min", "pruning": "median",
                          "pruning_warmup": 3, "min_trials_for_pruning": 1},
               "curves": {"train_loss": "train/loss", "val_loss": "valid/loss"}}
@@ -88,7 +88,10 @@ def test_a_project_trial_is_pruned_while_it_runs(tmp_path: Path) -> None:
     assert slow.info.status == "KILLED" and slow.data.tags[TAG + "pruned"] == "true"
     assert slow.data.tags[TAG + "outcome"] == "pruned"
     assert len(client.get_metric_history(slow.info.run_id, "valid/loss")) < 400   # its process was ended early
-    assert all(trials[lr].info.status == "FINISHED" for lr in ("0.3", "0.31"))
+    # One good trial, not two: a near twin (lr 0.31) overfits a few steps sooner, and whether the
+    # median pruner sees it worse at some late step depends on when the watcher polls.
+    good = trials["0.3"]
+    assert (good.info.status, good.data.tags[TAG + "outcome"]) == ("FINISHED", "completed")
 
 
 @pytest.mark.slow
