@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the kit's server helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
 
 from reliability_kit import (

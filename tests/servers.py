@@ -104,6 +104,7 @@ class MlflowServer:
     port: int = field(default_factory=free_port)
     app_name: str = ""
     workers: int = 1                # uvicorn processes: each imports MLflow at start (seconds)
+    serve_artifacts: bool = True    # off: the runs' own artifact locations, as `mlflow ui` reads them
     env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
@@ -114,8 +115,9 @@ class MlflowServer:
     def start(self, timeout: float = 120) -> MlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", self.backend_store_uri, "--serve-artifacts",
-                "--artifacts-destination", str(self.folder / "artifacts"), "--workers", str(self.workers)]
+                "--backend-store-uri", self.backend_store_uri, "--workers", str(self.workers)]
+        if self.serve_artifacts:
+            args += ["--serve-artifacts", "--artifacts-destination", str(self.folder / "artifacts")]
         if self.app_name:
             args += ["--app-name", self.app_name]
         log = open(self.folder / "server.log", "ab")   # noqa: SIM115 - the server's whole life

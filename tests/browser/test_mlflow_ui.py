@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import needs
+from servers import MlflowServer
 
 from mlflow_tune.cli.report import make_report
 from mlflow_tune.tracking.runs import client_for
@@ -40,35 +36,13 @@ pytestmark = [pytest.mark.slow,
               needs(Path(CHROMIUM).exists(), "Debian's chromium")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tracking_uri: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)   # its own group: the workers stop with it
-    base = f"http://127.0.0.1:{port}"
+    mlflow = MlflowServer(tmp_path / "server", tracking_uri, serve_artifacts=False).start(timeout=90)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.5)
-        yield base
+        yield mlflow.uri
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+        mlflow.stop()
 
 
 def _decoded_widths(images: Any, wait_s: float = 20) -> list[int]:

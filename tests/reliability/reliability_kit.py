@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from servers import MlflowServer
 
 EPOCHS = 6
 CLI = [sys.executable, "-c", "from mlflow_tune.cli import main; main()"]
@@ -138,44 +138,6 @@ def check_search(uri: str, parent: str, printed: set[int], epochs: int = EPOCHS)
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite backend, stopped and started by PID."""
-
-    def __init__(self, folder: Path, port: int | None = None):
-        self.folder, self.port = folder, port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> Server:
-        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-        self.proc = subprocess.Popen(
-            [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder}/server.db",
-             "--artifacts-destination", str(self.folder / "artifacts")],
-            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise AssertionError("mlflow server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+def sqlite_server(folder: Path) -> MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 over a SQLite store in `folder` (tests/servers.py)."""
+    return MlflowServer(folder, f"sqlite:///{folder}/server.db")

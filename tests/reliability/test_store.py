@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from reliability_kit import (
-    Server,
     check_search,
     completed_printed,
     parent_id,
     run,
     running,
+    sqlite_server,
     start,
     tune_file,
 )
@@ -57,7 +57,7 @@ def test_json_against_a_server_and_a_server_lost_mid_search(tmp_path: Path) -> N
     """Items 9 and 6: with --json stdout is our JSON only (MLflow prints "View run" lines against a
     server); a server that goes away stops the search in bounded time with one line, and once it
     is back `--resume` completes the search."""
-    server = Server(tmp_path).start()
+    server = sqlite_server(tmp_path).start()
     try:
         config = str(tune_file(tmp_path, max_trials=2, epochs=8))
         proc = start(["search", "--config", config], tmp_path, server.uri)
