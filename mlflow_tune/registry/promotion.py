@@ -10,6 +10,7 @@ from mlflow_tune.registry.evaluation import _incumbent, _test_split, decide, eva
 from mlflow_tune.registry.logged import choose_logged, incumbent_logged
 from mlflow_tune.registry.trials import PassedOver, check_alias, check_allow, choose, find_trials
 from mlflow_tune.registry.versions import register
+from mlflow_tune.tracking.models import global_store
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
 from mlflow_tune.training.config import ConfigError
 
@@ -54,6 +55,13 @@ def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", all
     if not model_name.strip():
         raise ConfigError("--model-name must be a non-empty registered model name.")
     client = client_for(tracking_uri)
+    # The models are loaded by `models:/` URI, which MLflow resolves through its global store.
+    with global_store(str(client.tracking_uri)):
+        return _promote(client, parent_run_id, model_name, alias, allow, force)
+
+
+def _promote(client: Any, parent_run_id: str, model_name: str, alias: str, allow: Sequence[str],
+             force: bool) -> PromotionResult:
     trials = find_trials(client, parent_run_id)
     search_params = client.get_run(parent_run_id).data.params
     compared: dict[str, float] = {}

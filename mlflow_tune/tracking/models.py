@@ -33,7 +33,7 @@ _MODEL_MODULES = ("__init__.py", "training/__init__.py", "training/config.py", "
 # MLflow warns on every pickled model that pickles run code when loaded. Our models are ours,
 # loaded by our users from their own store: the warning says nothing they can act on.
 PICKLE_WARNING = "Saving pytorch model by Pickle or CloudPickle format requires exercising caution"
-_uri_lock = threading.Lock()
+_uri_lock = threading.RLock()   # re-entrant: promote holds it around a model it logs
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ class _NotPickleWarning(logging.Filter):
 
 
 @contextlib.contextmanager
-def _store(uri: str) -> Iterator[None]:
-    """`mlflow.pytorch.log_model` writes through MLflow's global tracking URI; ours is explicit
-    (threads and workers each name their store). Point the global one at `uri` for the call."""
+def global_store(uri: str) -> Iterator[None]:
+    """`mlflow.pytorch.log_model`, and loading a `models:/` URI, go through MLflow's global tracking
+    URI; ours is explicit (threads and workers each name their store). Point the global one at
+    `uri` for the call."""
     import mlflow
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
@@ -125,7 +126,7 @@ def log_model(client: MlflowClient, run_id: str, parts: ModelParts, name: str = 
     logger = logging.getLogger("mlflow.pytorch")
     logger.addFilter(quiet)
     try:
-        with tempfile.TemporaryDirectory(prefix="mlflow-tune-code-") as tmp, _store(str(client.tracking_uri)):
+        with tempfile.TemporaryDirectory(prefix="mlflow-tune-code-") as tmp, global_store(str(client.tracking_uri)):
             info = mlflow.pytorch.log_model(served, name=name, run_id=run_id, model_id=logged.model_id,
                                             input_example=parts.example,
                                             code_paths=_slim_code(parts.code_paths, Path(tmp)),

@@ -213,3 +213,39 @@ search: {max_trials: 2, parallel: 2, pruning: none, metric: score, mode: max}
     assert len(done) == 2
     for run in done:
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "score")) == list(range(40))
+
+
+def test_train_diagnose_report_and_promote_against_the_server(server: MlflowServer, tmp_path: Path) -> None:
+    """Every command a user runs after a search, as processes against the server: nothing of it
+    needs a local store."""
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "mlflow_tune.cli", *args, "--tracking-uri", server.uri],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    trained = json.loads(cli("train", "dataset=digits", "model=mlp", "epochs=3", "hidden_units=16",
+                             "subsample=0.3", "num_threads=1", "--experiment", "server-train", "--json"))
+    client = client_for(server.uri)
+    run = client.get_run(trained["run_id"])
+    assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "val_loss")) == 3
+    assert trained["model_uri"]
+
+    parent = json.loads(cli("search", "--config", str(tune_file(tmp_path, "max_trials: 2", name="cmds.yaml")),
+                            "--json", "--quiet"))["parent_run_id"]
+    labels = json.loads(cli("diagnose", "--parent", parent, "--json"))
+    assert len(labels) == 2 and {r["label"] for r in labels} <= {"healthy", "underfit", "overfit", "nonconvergent"}
+    assert "report.html" in {a.path for a in client.list_artifacts(parent)}   # written by the search
+    cli("report", parent, "--out", str(tmp_path / "report"))
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<img" in page and "src=\"data:image/png;base64," in page
+
+    promoted = json.loads(cli("promote", parent, "--model-name", "digits-on-server", "--allow", "underfit",
+                              "--allow", "overfit", "--allow", "nonconvergent", "--json"))
+    assert promoted["alias_moved"]
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(server.uri)
+    model = mlflow.pyfunc.load_model("models:/digits-on-server@champion")
+    assert len(model.predict(np.zeros((2, 64), dtype=np.float32))) == 2
