@@ -11,9 +11,11 @@ DEMO = Path(__file__).resolve().parents[2] / "projects" / "demo.yaml"   # mlflow
 def main() -> int:
     from mlflow_tune.cli.progress import default_listener
     from mlflow_tune.cli.search import print_search, search_report
+    from mlflow_tune.cli.terminal import quiet_mlflow_logs
     from mlflow_tune.tuning.study import search
     from mlflow_tune.tuning.tunefile import load_tune_file
 
+    quiet_mlflow_logs()   # as every command does: MLflow's INFO lines are not ours to print
     if not DEMO.is_file():
         print(f"demo config {DEMO} not found; run the demo from a clone of the repository.", file=sys.stderr)
         return 2
