@@ -30,16 +30,6 @@ EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "va
 PASSWORD = "pw-4f9c2e7a1b3d"   # what must appear nowhere but in the environment
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_workers_left() -> Iterator[None]:
-    """The process's trial workers end with this module: a worker kept alive for a later test would
-    unpickle that test's function before taking its import path (executors/pool.py `serve`)."""
-    yield
-    from mlflow_tune.executors.pool import pool
-
-    pool().close()
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
     server = start_postgres()
