@@ -66,15 +66,16 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     SIGINT/SIGTERM stop it cleanly (see `interrupts`): trials still running end KILLED, the
     finished ones are summarised, the parent ends KILLED and `outcome.interrupted` is true."""
     listener = listener or SearchListener()
-    check_server(resolve_tracking_uri(tracking_uri))   # a server that does not answer: one line, before anything starts
+    uri = resolve_tracking_uri(tracking_uri)
+    check_server(uri)   # a server that does not answer: one line, before anything starts
     preflight(tune)
+    if tune.search.executor == "spark":   # refused before any worker or session starts
+        check_spark(tune.search.spark_master, uri)
     start_workers_ahead(tune.search.executor, tune.search.parallel)
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
     check_access(client)
-    if tune.search.executor == "spark":
-        check_spark(tune.search.spark_master, client.tracking_uri)
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
         parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)
