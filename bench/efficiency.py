@@ -1,37 +1,46 @@
 """Search efficiency: sample-epochs each method needs to reach plain TPE's best, and accuracy at a budget.
 
-Task: generated data (scikit-learn make_classification through `dataset: synthetic`, --rows rows,
-40 features, 8 classes), an mlp, --epochs epochs per trial, --trials trials, the search metric
-val_accuracy. Per seed (search seed = train seed), methods:
+Tasks (--task), each with its own space, trials x epochs and rows (TASKS; --trials/--epochs/--rows
+override), the search metric val_accuracy:
+  tabular        generated (make_classification through `dataset: synthetic`), 20,000 rows, 40
+                 features, 8 classes; mlp; 20 trials x 30 epochs (the issue's setting)
+  tabular-wide   the same generator, 50,000 rows, 80 features, 12 classes; 20 x 30
+  sequence       `dataset: sequences` (token sequences labelled by their most frequent token), 6,000
+                 rows, 12 classes; rnn (gru or lstm searched); 15 x 15
+Per seed (search seed = train seed), methods:
   tpe      plain hyperopt TPE, no pruning                 <- the baseline
   random   random search, no pruning
-  median   TPE + median pruning (the default search)
-  asha     TPE + ASHA (reduction 3)
+  median   TPE + median pruning
+  asha     TPE + ASHA (reduction 3, first rung at 2 epochs)
+  hyperband  TPE + our Hyperband (brackets of ASHA with first rungs 2, 6, 18 epochs and one in full)
   curve    TPE + the learning-curve pruner
   staged   coarse random search (--trials trials, a quarter of the epochs, a sample of the rows:
            2,000 rows or at most 30%) then TPE on the narrowed, warm-started space (half the trials,
-           full data, full epochs), median pruning as by default
+           full data, full epochs), median pruning
   staged-cold   the same with `warm_start: false` (the fine stage's TPE starts cold)
   staged-imp    the same with `important: 3` (the fine stage searches the coarse stage's 3 most
                 important parameters and holds the rest at the coarse best)
-  optuna   Optuna TPESampler + HyperbandPruner (min_resource 1, reduction 3), same trainer and
-           budget in trials (only when optuna is installed: the bench extra)
+  optuna   Optuna TPESampler + HyperbandPruner (min_resource 1, reduction 3), same trainer, split
+           and number of trials (only when optuna is installed: the bench extra)
 Cost is counted in sample-epochs: for every trial, in the order the search ran them (parallel 1),
 each epoch in its val_accuracy history weighs its training fraction (subsample). Only full-data
 epochs count as reaching an accuracy (a coarse trial's accuracy is on another problem).
-Columns, per method, median [min..max] over seeds:
-  to_target  sample-epochs until a full-data epoch reached plain TPE's best val accuracy - 0.002,
-             as a ratio of what plain TPE itself needed ("-" where never reached: counted as inf)
+Columns, per method, median [min..max] over seeds ("-" where never reached: counted as inf):
+  of_total   sample-epochs until a full-data epoch reached plain TPE's best val accuracy - 0.002,
+             over plain TPE's total sample-epochs (the issue's unit: what the plain search costs)
+  to_target  the same over what plain TPE itself needed to reach it (stricter: 1.0 for TPE)
   acc@B      best full-data val accuracy within B = --budget x plain TPE's total sample-epochs
   best       best full-data val accuracy of the whole search; total: its sample-epochs / TPE's total
-Run: `python bench/efficiency.py [--seeds 0 1 2 3 4] [--trials 20] [--epochs 30] [--rows 20000]`;
-seeds run as separate processes are joined with `python bench/efficiency.py --table-from LOG ...`
-(the per-seed `#   method to_target=...` lines of their output).
+Run: `python bench/efficiency.py [--task tabular] [--seeds 0 1 2 3 4] [--methods ...] [--curves DIR]`;
+with --curves every search's curves are written to DIR and a search already there is read back
+instead of run (so methods can be added later against the same plain TPE); seeds run as separate
+processes are joined with `python bench/efficiency.py --table-from LOG ...` (their `#   method` lines).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -46,16 +55,26 @@ from typing import Any
 SPACE = {"lr": {"loguniform": [1e-4, 1.0]}, "hidden_units": {"logint": [16, 256]},
          "dropout": {"uniform": [0.0, 0.7]}, "weight_decay": {"loguniform": [1e-6, 0.1]},
          "layers": {"int": [1, 3]}, "optimizer": {"choice": ["adam", "rmsprop", "momentum"]}}
-METHODS = ("tpe", "random", "median", "asha", "curve", "staged", "staged-cold", "staged-imp", "optuna")
-PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "curve": "curve",
+# Tasks where quality separates: (training values, space, trials, epochs, rows).
+TASKS: dict[str, tuple[dict[str, Any], dict[str, Any], int, int, int]] = {
+    "tabular": ({"dataset": "synthetic", "n_features": 40, "n_classes": 8, "model": "mlp"}, SPACE, 20, 30, 20000),
+    "tabular-wide": ({"dataset": "synthetic", "n_features": 80, "n_classes": 12, "model": "mlp"},
+                     SPACE, 20, 30, 50000),
+    "sequence": ({"dataset": "sequences", "n_classes": 12, "model": "rnn"},
+                 {**{k: v for k, v in SPACE.items() if k != "layers"}, "hidden_units": {"logint": [8, 128]},
+                  "layers": {"int": [1, 2]}, "rnn_cell": {"choice": ["gru", "lstm"]}}, 15, 15, 6000),
+}
+METHODS = ("tpe", "random", "median", "asha", "hyperband", "curve", "staged", "staged-cold", "staged-imp",
+           "optuna")
+PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "hyperband": "hyperband",
+           "curve": "curve",
            "staged": "median", "staged-cold": "median", "staged-imp": "median"}
 FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-cold": {"warm_start": False}, "staged-imp": {"important": 3}}
 Trace = list[tuple[float, float]]   # (sample-epochs spent so far, full-data val accuracy of that epoch)
 
 
 def train_values(args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    return {"dataset": "synthetic", "n_samples": args.rows, "n_features": 40, "n_classes": 8,
-            "model": "mlp", "epochs": args.epochs, "num_threads": 1, "seed": seed}
+    return {**TASKS[args.task][0], "n_samples": args.rows, "epochs": args.epochs, "num_threads": 1, "seed": seed}
 
 
 def coarse_fraction(rows: int) -> float:
@@ -65,7 +84,7 @@ def coarse_fraction(rows: int) -> float:
 
 def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "experiment": f"{method}-{seed}", "train": train_values(args, seed), "space": SPACE,
+        "experiment": f"{method}-{seed}", "train": train_values(args, seed), "space": TASKS[args.task][1],
         "search": {"algo": "random" if method == "random" else "tpe", "max_trials": args.trials,
                    "parallel": 1, "metric": "val_accuracy", "pruning": PRUNING[method],
                    "top_k_models": 0, "seed": seed}}
@@ -76,6 +95,25 @@ def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any
             {"name": "fine", "algo": "tpe", "max_trials": max(2, args.trials // 2), "top_k": 3,
              "margin": 0.25, **FINE[method]}]
     return data
+
+
+def recorded(args: argparse.Namespace, method: str, seed: int) -> Trace | None:
+    """The trace of a search whose curves an earlier run wrote under --curves, if there is one."""
+    path = Path(args.curves or "") / f"{args.task}-{method}-{seed}.json"
+    if not args.curves or not path.exists():
+        return None
+    trace: Trace = []
+    for trial in json.loads(path.read_text()):
+        for value in trial["val_accuracy"]:
+            trace.append(((trace[-1][0] if trace else 0.0) + trial["subsample"],
+                          value if trial["subsample"] >= 1.0 else math.nan))
+    return trace
+
+
+def save(args: argparse.Namespace, method: str, seed: int, trials: list[dict[str, Any]]) -> None:
+    if args.curves:   # for replaying pruners on recorded curves, and for --curves reuse
+        Path(args.curves).mkdir(parents=True, exist_ok=True)
+        (Path(args.curves) / f"{args.task}-{method}-{seed}.json").write_text(json.dumps(trials))
 
 
 def run_ours(tmp: Path, template: Path, args: argparse.Namespace, method: str, seed: int) -> Trace:
@@ -99,13 +137,28 @@ def run_ours(tmp: Path, template: Path, args: argparse.Namespace, method: str, s
         parents += [r.info.run_id for r in found if "mlflow_tune.trial" not in r.data.tags]
     trace: Trace = []
     spent = 0.0
+    saved = []
     for run in sorted(runs, key=lambda r: int(r.data.tags["mlflow_tune.trial"])):
         fraction = float(run.data.params.get("subsample", 1.0))
         history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
         for point in history:
             spent += fraction
             trace.append((spent, point.value if fraction >= 1.0 else math.nan))
+        saved.append({"trial": int(run.data.tags["mlflow_tune.trial"]), "subsample": fraction,
+                      "params": {k: v for k, v in run.data.params.items() if k in TASKS[args.task][1]},
+                      "val_accuracy": [p.value for p in history]})
+    save(args, method, seed, saved)
     return trace
+
+
+def suggest(trial: Any, name: str, spec: dict[str, list[Any]]) -> Any:
+    """Our space's kinds as Optuna's suggestions (the same ranges and scales)."""
+    (kind, bounds), = spec.items()
+    if kind == "choice":
+        return trial.suggest_categorical(name, bounds)
+    if kind in ("int", "logint"):
+        return trial.suggest_int(name, bounds[0], bounds[1], log=kind == "logint")
+    return trial.suggest_float(name, bounds[0], bounds[1], log=kind == "loguniform")
 
 
 def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
@@ -120,6 +173,7 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
     base = train_values(args, seed)
     data = split(from_mapping(base))   # the same split for every trial, as our searches cache it
     trace: Trace = []
+    saved: list[dict[str, Any]] = []
 
     class Report(TrainCallback):
         def __init__(self, trial: Any):
@@ -127,16 +181,13 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
 
         def on_epoch_end(self, record: Any, history: Any) -> str | None:
             trace.append(((trace[-1][0] if trace else 0.0) + 1.0, record.val_accuracy))
+            saved[-1]["val_accuracy"].append(record.val_accuracy)
             self.trial.report(record.val_accuracy, record.epoch)
             return "pruned by optuna" if self.trial.should_prune() else None
 
     def objective(trial: Any) -> float:
-        values = {"lr": trial.suggest_float("lr", 1e-4, 1.0, log=True),
-                  "hidden_units": trial.suggest_int("hidden_units", 16, 256, log=True),
-                  "dropout": trial.suggest_float("dropout", 0.0, 0.7),
-                  "weight_decay": trial.suggest_float("weight_decay", 1e-6, 0.1, log=True),
-                  "layers": trial.suggest_int("layers", 1, 3),
-                  "optimizer": trial.suggest_categorical("optimizer", ["adam", "rmsprop", "momentum"])}
+        values = {name: suggest(trial, name, spec) for name, spec in TASKS[args.task][1].items()}
+        saved.append({"trial": trial.number, "subsample": 1.0, "params": values, "val_accuracy": []})
         result = train_model(from_mapping({**base, **values}), callbacks=[Report(trial)], data=data)
         accuracies = [r.val_accuracy for r in result.history if math.isfinite(r.val_accuracy)]
         return max(accuracies, default=0.0)
@@ -145,6 +196,7 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
                                 pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.epochs,
                                                                       reduction_factor=3))
     study.optimize(objective, n_trials=args.trials)
+    save(args, "optuna", seed, saved)
     return trace
 
 
@@ -163,6 +215,7 @@ def scores(traces: dict[str, Trace], budget_fraction: float) -> dict[str, dict[s
     out = {}
     for method, trace in traces.items():
         out[method] = {"to_target": reach(trace, best - 0.002) / own,
+                       "of_total": reach(trace, best - 0.002) / total,
                        "acc_at_budget": best_within(trace, budget_fraction * total),
                        "best": best_within(trace, math.inf), "total": trace[-1][0] / total}
     return out
@@ -176,12 +229,14 @@ def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float)
         text = f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}..{max(values):.{digits}f}]"
         return text.replace("inf", "-") + (f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
 
-    lines = [f"| method | to TPE's best - 0.002 (x TPE's) | val acc at {budget_fraction:g}x TPE's budget | "
-             f"best val acc | total sample-epochs (x TPE's) |", "|---|---|---|---|---|"]
+    lines = [f"| method | to TPE's best - 0.002 (x TPE's total) | (x TPE's own cost to it) | "
+             f"val acc at {budget_fraction:g}x TPE's budget | best val acc | total sample-epochs (x TPE's) |",
+             "|---|---|---|---|---|---|"]
     for method in METHODS:
         rows = [s[method] for s in per_seed if method in s]
         if rows:
-            lines.append(f"| {method} | {cell([r['to_target'] for r in rows], 2)} | "
+            lines.append(f"| {method} | {cell([r.get('of_total', math.nan) for r in rows], 2)} | "
+                         f"{cell([r['to_target'] for r in rows], 2)} | "
                          f"{cell([r['acc_at_budget'] for r in rows], 4)} | {cell([r['best'] for r in rows], 4)} | "
                          f"{cell([r['total'] for r in rows], 2)} |")
     return "\n".join(lines)
@@ -207,14 +262,20 @@ def read_logs(paths: list[str]) -> list[dict[str, dict[str, float]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--task", default="tabular", choices=tuple(TASKS))
+    parser.add_argument("--trials", type=int, help="trials per search (default: the task's)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default: the task's)")
+    parser.add_argument("--rows", type=int, help="rows of generated data (default: the task's)")
+    parser.add_argument("--curves", metavar="DIR",
+                        help="write every trial's val_accuracy curve there as JSON; a search already there "
+                             "is read back instead of run again")
     parser.add_argument("--budget", type=float, default=0.2, help="fixed budget as a fraction of TPE's total")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--table-from", nargs="+", default=[], metavar="LOG",
                         help="print the table of earlier runs' outputs instead of running")
     args = parser.parse_args()
+    _, _, trials, epochs, rows = TASKS[args.task]
+    args.trials, args.epochs, args.rows = args.trials or trials, args.epochs or epochs, args.rows or rows
     if args.table_from:
         print(summary(read_logs(args.table_from), args.budget))
         return
@@ -240,8 +301,8 @@ def main() -> None:
         for seed in args.seeds:
             traces = {}
             for method in methods:
-                traces[method] = run_optuna(args, seed) if method == "optuna" else \
-                    run_ours(tmp, template, args, method, seed)
+                traces[method] = recorded(args, method, seed) or (
+                    run_optuna(args, seed) if method == "optuna" else run_ours(tmp, template, args, method, seed))
                 print(f"# seed {seed} {method}: {traces[method][-1][0]:.1f} sample-epochs, "
                       f"best {best_within(traces[method], math.inf):.4f} "
                       f"({time.monotonic() - begin:.0f}s)", flush=True)

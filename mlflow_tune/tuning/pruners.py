@@ -7,12 +7,14 @@ has just finished epoch `epoch`, stop now?
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 Curves = Mapping[int, Sequence[float]]
+PRUNERS = ("none", "median", "asha", "hyperband", "curve")
 
 
 def best_until(curve: Sequence[float], epoch: int) -> float:
@@ -106,6 +108,72 @@ class AshaPruner:
         return None
 
 
+MAX_BRACKETS = 4   # a search of a few dozen trials cannot fill more (the 5th would get ~2% of them)
+
+
+@functools.cache
+def _round_robin(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """One cycle of smooth weighted round-robin: a short search still sees every bracket, in proportion."""
+    credit, order = [0] * len(weights), []
+    for _ in range(sum(weights)):
+        credit = [c + w for c, w in zip(credit, weights, strict=True)]
+        chosen = max(range(len(weights)), key=lambda b: (credit[b], -b))
+        credit[chosen] -= sum(weights)
+        order.append(chosen)
+    return tuple(order)
+
+
+@dataclass(frozen=True)
+class HyperbandPruner:
+    """Hyperband (Li et al., 2018) run asynchronously: brackets of ASHA with later first rungs.
+
+    Bracket b's first rung is at `min_epochs * reduction**b`; the last bracket's first rung is at
+    or past `max_epochs`, so its trials always run in full: the hedge Hyperband adds to successive
+    halving for curves that start slow. Each trial belongs to one bracket, by its number, in the
+    proportions of Hyperband's brackets (the most aggressive bracket gets the most trials), and is
+    compared only with the trials of its bracket, as in Optuna's HyperbandPruner. Without
+    `max_epochs` (epochs unknown), there is one bracket: plain ASHA.
+    """
+
+    min_epochs: int = 1
+    max_epochs: int | None = None
+    reduction: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_epochs < 1 or self.reduction < 2 or (self.max_epochs is not None and self.max_epochs < 1):
+            raise ValueError(f"HyperbandPruner needs min_epochs >= 1, max_epochs >= 1 and reduction >= 2, got "
+                             f"{self.min_epochs=}, {self.max_epochs=}, {self.reduction=}.")
+
+    def brackets(self) -> list[AshaPruner]:
+        """At most MAX_BRACKETS that prune, then one whose first rung is the last epoch (it never prunes)."""
+        if self.max_epochs is None:
+            return [AshaPruner(self.min_epochs, self.reduction)]
+        pruning = [AshaPruner(self.min_epochs * self.reduction ** b, self.reduction) for b in range(MAX_BRACKETS)
+                   if self.min_epochs * self.reduction ** b < self.max_epochs]
+        return [*pruning, AshaPruner(self.max_epochs, self.reduction)]
+
+    def weights(self) -> tuple[int, ...]:
+        """Trials per bracket in one Hyperband round: ceil(s_max+1 / (s+1) * reduction**s), s = s_max - b."""
+        top = len(self.brackets()) - 1
+        return tuple(math.ceil((top + 1) / (top - b + 1) * self.reduction ** (top - b)) for b in range(top + 1))
+
+    def bracket(self, tid: int) -> int:
+        weights = self.weights()
+        return _round_robin(weights)[tid % sum(weights)]
+
+    def decides_at(self, epoch: int) -> bool:
+        return any(asha.rung_epoch(epoch) for asha in self.brackets())
+
+    def prune(self, tid: int, epoch: int, curves: Curves) -> str | None:
+        mine = self.bracket(tid)
+        asha = self.brackets()[mine]
+        if self.max_epochs is not None and epoch + 1 >= self.max_epochs:
+            return None
+        same = {t: c for t, c in curves.items() if self.bracket(t) == mine}
+        reason = asha.prune(tid, epoch, same)
+        return reason and reason.replace("by ASHA", f"by Hyperband bracket {mine + 1}/{len(self.brackets())}")
+
+
 @dataclass(frozen=True)
 class CurvePruner:
     """Stop a trial when even an optimistic extrapolation of its curve cannot beat the best finished trial.
@@ -155,7 +223,7 @@ class CurvePruner:
         return None
 
 
-Pruner = NoPruner | MedianPruner | AshaPruner | CurvePruner
+Pruner = NoPruner | MedianPruner | AshaPruner | HyperbandPruner | CurvePruner
 
 
 def make_pruner(name: str, *, warmup: int = 2, min_trials: int = 3, reduction: int = 3,
@@ -166,6 +234,8 @@ def make_pruner(name: str, *, warmup: int = 2, min_trials: int = 3, reduction: i
         return MedianPruner(warmup, min_trials)
     if name == "asha":
         return AshaPruner(max(1, warmup), reduction)
+    if name == "hyperband":
+        return HyperbandPruner(max(1, warmup), horizon, reduction)
     if name == "none":
         return NoPruner()
-    raise ValueError(f"pruning={name!r} is not valid; choose one of: none, median, asha, curve.")
+    raise ValueError(f"pruning={name!r} is not valid; choose one of: {', '.join(PRUNERS)}.")

@@ -14,9 +14,9 @@ from typing import Any
 
 from mlflow_tune.training.config import ConfigError, check_names
 from mlflow_tune.training.selection import OBJECTIVES
+from mlflow_tune.tuning.pruners import PRUNERS as PRUNERS
 
 ALGOS = ("tpe", "random", "anneal", "grid")
-PRUNERS = ("none", "median", "asha", "curve")
 # Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
 KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}

@@ -85,7 +85,7 @@ def default_tune_yaml(dataset: str, model: str, staged: bool = False) -> str:
         "  max_trials: 20",
         "  parallel: 1        # trials at once",
         "  metric: val_loss   # val_loss | val_accuracy (mode follows: min for loss, max for accuracy)",
-        "  pruning: median    # none | median | asha: stop clearly bad trials early",
+        "  pruning: median    # none | median | asha | hyperband | curve: stop clearly bad trials early",
         "  seed: 0",
     ]
     if staged:

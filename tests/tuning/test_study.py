@@ -153,6 +153,27 @@ def test_pruning_stops_a_clearly_bad_trial(tracking_uri: str) -> None:
     assert out.counts.get("pruned", 0) >= 1 and out.best is not None and out.best.params["lr"] != 1e-5
 
 
+def test_hyperband_prunes_within_brackets_and_runs_its_last_bracket_in_full(tracking_uri: str) -> None:
+    from mlflow_tune.tuning.pruners import make_pruner
+
+    # Brackets of (1, 4 epochs, reduction 2): first rungs 1, 2 and 4 (never prunes); trials 0, 3 |
+    # 1, 4 | 2, 5. The tiny learning rates are hopeless; each meets a good trial of its bracket.
+    lrs = [0.01, 0.008, 1e-6, 2e-6, 3e-6, 0.005]
+    out = run_search(tracking_uri, {"lr": {"choice": lrs}}, train={"epochs": 4}, pruning="hyperband",
+                     pruning_warmup=1, asha_reduction=2)
+    hyperband = make_pruner("hyperband", warmup=1, reduction=2, horizon=4)
+    assert [hyperband.bracket(o.tid) for o in sorted(out.trials, key=lambda o: o.tid)] == [0, 1, 2, 0, 1, 2]
+    client = MlflowClient(tracking_uri)
+    runs = {float(k.data.params["lr"]): k for k in children(client, out)}
+    for lr, rung in ((2e-6, 1), (3e-6, 2)):
+        run = runs[lr]
+        assert run.data.tags[TAG + "pruned"] == "true" and "Hyperband bracket" in run.data.tags[TAG + "stop_reason"]
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == rung
+    last = runs[1e-6]   # as hopeless, but in the bracket that hedges against early judgement
+    assert last.data.tags[TAG + "outcome"] == "completed"
+    assert len(client.get_metric_history(last.info.run_id, "val_loss")) == 4
+
+
 def test_nan_trial_is_recorded_and_the_search_goes_on(tracking_uri: str) -> None:
     out = run_search(tracking_uri, {"lr": {"choice": [500.0, 0.01]}}, train={"optimizer": "sgd"})
     by_lr = {o.params["lr"]: o for o in out.trials}

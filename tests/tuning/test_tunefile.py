@@ -93,7 +93,7 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     ({"serach": {}}, ["unknown top-level key 'serach'", "did you mean 'search'", "valid keys: experiment"]),
     ({"search": {"max_trails": 3}}, ["unknown search key 'max_trails'", "did you mean 'max_trials'"]),
     ({"search": {"algo": "bayes"}}, ["search.algo='bayes' is not valid", "tpe, random, anneal, grid"]),
-    ({"search": {"pruning": "hyperband"}}, ["search.pruning='hyperband'", "none, median, asha"]),
+    ({"search": {"pruning": "hyperbnd"}}, ["search.pruning='hyperbnd'", "none, median, asha, hyperband, curve"]),
     ({"search": {"objective": "mean"}}, ["search.objective='mean' is not valid", "best, smoothed, last"]),
     ({"search": {"metric": "loss"}}, ["search.metric='loss'", "val_loss"]),
     ({"search": {"metric": "val_accuracy", "mode": "min"}}, ["search.mode='min' does not fit"]),
