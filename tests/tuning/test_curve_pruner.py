@@ -34,6 +34,24 @@ def test_a_clearly_hopeless_curve_is_stopped() -> None:
     assert reason is not None and "learning curve" in reason and "epoch 5" in reason
 
 
+def test_three_points_are_enough_to_stop_the_hopeless_and_keep_the_slow_starter() -> None:
+    assert CurvePruner().min_epochs == 3 and make_pruner("curve", warmup=2, horizon=EPOCHS).min_epochs == 3
+    assert CurvePruner(3, EPOCHS).prune(1, 2, {0: FINISHED, 1: HOPELESS}) is not None
+    assert CurvePruner(3, EPOCHS).prune(1, 2, {0: FINISHED, 1: SLOW}) is None
+    assert CurvePruner(3, EPOCHS).prune(1, 1, {0: FINISHED, 1: HOPELESS}) is None   # two points: no fit
+
+
+def test_a_trial_ahead_of_the_best_trial_at_the_same_epoch_is_kept_however_flat() -> None:
+    # The recorded case: plateaued after 3 epochs, then the learning-rate decay lifted it to 0.972.
+    best = negated([0.828, 0.899, 0.904, *accuracy(0.9673, 0.904, 0.2, EPOCHS - 3)])
+    plateau = negated([0.886, 0.916, 0.913])
+    assert CurvePruner(3, EPOCHS).prune(1, 2, {0: best, 1: plateau}) is None
+    reason = CurvePruner(3, EPOCHS, behind_only=False).prune(1, 2, {0: best, 1: plateau})
+    assert reason is not None and "worse than -0.96" in reason   # the extrapolation alone stops it
+    behind = negated([0.800, 0.850, 0.848])                         # behind the best at epoch 3
+    assert CurvePruner(3, EPOCHS).prune(1, 2, {0: best, 1: behind}) is not None
+
+
 def test_a_slow_starter_that_will_overtake_is_kept() -> None:
     assert max(-v for v in SLOW) < 0.85 - 0.3   # far below the best so far: median or ASHA would cut it
     assert CurvePruner(4, EPOCHS).prune(1, 7, {0: FINISHED, 1: SLOW}) is None
@@ -90,7 +108,7 @@ def test_the_callback_orients_max_and_min_metrics(mode: str) -> None:
     assert all(first.observe(v) is None for v in good)   # nothing finished before it: never stopped
     second = PruningCallback(spec(1), board)
     reasons = [second.observe(v) for v in bad[:6]]
-    assert reasons[:3] == [None] * 3 and reasons[5] is not None
+    assert reasons[:2] == [None] * 2 and reasons[2] is not None   # decided from the third epoch (warmup 2)
     third = PruningCallback(spec(2), board)
     assert all(third.observe(v) is None for v in good[:8])
 
