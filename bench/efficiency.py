@@ -17,6 +17,7 @@ Per seed (search seed = train seed), methods:
   staged   coarse random search (--trials trials, a quarter of the epochs, a sample of the rows:
            2,000 rows or at most 30%) then TPE on the narrowed, warm-started space (half the trials,
            full data, full epochs), median pruning
+  staged-big    the same with a coarse sample of 6,000 rows (at most 30%)
   staged-cold   the same with `warm_start: false` (the fine stage's TPE starts cold)
   staged-imp    the same with `important: 3` (the fine stage searches the coarse stage's 3 most
                 important parameters and holds the rest at the coarse best)
@@ -30,6 +31,7 @@ Columns, per method, median [min..max] over seeds ("-" where never reached: coun
              over plain TPE's total sample-epochs (the issue's unit: what the plain search costs)
   to_target  the same over what plain TPE itself needed to reach it (stricter: 1.0 for TPE)
   acc@B      best full-data val accuracy within B = --budget x plain TPE's total sample-epochs
+  acc@peer   best full-data val accuracy within the sample-epochs Optuna's search spent (equal budget)
   best       best full-data val accuracy of the whole search; total: its sample-epochs / TPE's total
 Run: `python bench/efficiency.py [--task tabular] [--seeds 0 1 2 3 4] [--methods ...] [--curves DIR]`;
 with --curves every search's curves are written to DIR and a search already there is read back
@@ -64,12 +66,13 @@ TASKS: dict[str, tuple[dict[str, Any], dict[str, Any], int, int, int]] = {
                  {**{k: v for k, v in SPACE.items() if k != "layers"}, "hidden_units": {"logint": [8, 128]},
                   "layers": {"int": [1, 2]}, "rnn_cell": {"choice": ["gru", "lstm"]}}, 15, 15, 6000),
 }
-METHODS = ("tpe", "random", "median", "asha", "hyperband", "curve", "staged", "staged-cold", "staged-imp",
-           "optuna")
+METHODS = ("tpe", "random", "median", "asha", "hyperband", "curve", "staged", "staged-big", "staged-cold",
+           "staged-imp", "optuna")
 PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "hyperband": "hyperband",
-           "curve": "curve",
+           "curve": "curve", "staged-big": "median",
            "staged": "median", "staged-cold": "median", "staged-imp": "median"}
-FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-cold": {"warm_start": False}, "staged-imp": {"important": 3}}
+FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-big": {}, "staged-cold": {"warm_start": False},
+                                   "staged-imp": {"important": 3}}
 Trace = list[tuple[float, float]]   # (sample-epochs spent so far, full-data val accuracy of that epoch)
 
 
@@ -77,9 +80,9 @@ def train_values(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return {**TASKS[args.task][0], "n_samples": args.rows, "epochs": args.epochs, "num_threads": 1, "seed": seed}
 
 
-def coarse_fraction(rows: int) -> float:
-    """A sample of a large set for the coarse stage (PRACTICE.md): 2,000 rows, between 1% and 30%."""
-    return round(min(0.3, max(0.01, 2000 / rows)), 3)
+def coarse_fraction(rows: int, sample: int = 2000) -> float:
+    """A sample of a large set for the coarse stage (PRACTICE.md): `sample` rows, between 1% and 30%."""
+    return round(min(0.3, max(0.01, sample / rows)), 3)
 
 
 def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
@@ -91,7 +94,8 @@ def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any
     if method in FINE:
         data["stages"] = [
             {"name": "coarse", "algo": "random", "max_trials": args.trials,
-             "epochs": max(2, args.epochs // 4), "subsample": coarse_fraction(args.rows)},
+             "epochs": max(2, args.epochs // 4),
+             "subsample": coarse_fraction(args.rows, 6000 if method == "staged-big" else 2000)},
             {"name": "fine", "algo": "tpe", "max_trials": max(2, args.trials // 2), "top_k": 3,
              "margin": 0.25, **FINE[method]}]
     return data
@@ -212,17 +216,22 @@ def scores(traces: dict[str, Trace], budget_fraction: float) -> dict[str, dict[s
     base = traces["tpe"]
     best = max(acc for _, acc in base if acc == acc)
     own, total = reach(base, best - 0.002), base[-1][0]
+    peer = traces["optuna"][-1][0] if "optuna" in traces else math.nan   # what the peer spent
     out = {}
     for method, trace in traces.items():
         out[method] = {"to_target": reach(trace, best - 0.002) / own,
                        "of_total": reach(trace, best - 0.002) / total,
                        "acc_at_budget": best_within(trace, budget_fraction * total),
-                       "best": best_within(trace, math.inf), "total": trace[-1][0] / total}
+                       "best": best_within(trace, math.inf), "total": trace[-1][0] / total,
+                       "acc_at_peer": best_within(trace, peer)}
     return out
 
 
 def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float) -> str:
     def cell(values: list[float], digits: int) -> str:
+        values = [v for v in values if v == v]   # NaN: not measured (no Optuna row in that run)
+        if not values:
+            return "n/a"
         finite = sorted(v for v in values if not math.isinf(v))
         if len(finite) < len(values) / 2 or not finite:
             return f"- ({len(values) - len(finite)}/{len(values)} never)"
@@ -230,14 +239,16 @@ def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float)
         return text.replace("inf", "-") + (f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
 
     lines = [f"| method | to TPE's best - 0.002 (x TPE's total) | (x TPE's own cost to it) | "
-             f"val acc at {budget_fraction:g}x TPE's budget | best val acc | total sample-epochs (x TPE's) |",
-             "|---|---|---|---|---|---|"]
+             f"val acc at {budget_fraction:g}x TPE's budget | val acc at Optuna's spend | best val acc | "
+             "total sample-epochs (x TPE's) |", "|---|---|---|---|---|---|---|"]
     for method in METHODS:
         rows = [s[method] for s in per_seed if method in s]
         if rows:
             lines.append(f"| {method} | {cell([r.get('of_total', math.nan) for r in rows], 2)} | "
                          f"{cell([r['to_target'] for r in rows], 2)} | "
-                         f"{cell([r['acc_at_budget'] for r in rows], 4)} | {cell([r['best'] for r in rows], 4)} | "
+                         f"{cell([r['acc_at_budget'] for r in rows], 4)} | "
+                         f"{cell([r.get('acc_at_peer', math.nan) for r in rows], 4)} | "
+                         f"{cell([r['best'] for r in rows], 4)} | "
                          f"{cell([r['total'] for r in rows], 2)} |")
     return "\n".join(lines)
 
