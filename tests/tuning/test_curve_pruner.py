@@ -50,6 +50,11 @@ def test_a_trial_ahead_of_the_best_trial_at_the_same_epoch_is_kept_however_flat(
     assert reason is not None and "worse than -0.96" in reason   # the extrapolation alone stops it
     behind = negated([0.800, 0.850, 0.848])                         # behind the best at epoch 3
     assert CurvePruner(3, EPOCHS).prune(1, 2, {0: best, 1: behind}) is not None
+    # The second recorded case: 0.001 behind the leader after 6 epochs, then 0.952 against its 0.933.
+    leader = negated([0.802, 0.843, 0.861, 0.874, 0.876, 0.883, *accuracy(0.9332, 0.883, 0.2, EPOCHS - 6)])
+    close = negated([0.776, 0.846, 0.865, 0.882, 0.879, 0.870])
+    assert CurvePruner(3, EPOCHS).prune(1, 5, {0: leader, 1: close}) is None
+    assert CurvePruner(3, EPOCHS, behind_only=False).prune(1, 5, {0: leader, 1: close}) is not None
 
 
 def test_a_slow_starter_that_will_overtake_is_kept() -> None:
