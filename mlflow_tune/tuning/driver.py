@@ -130,6 +130,10 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     board = Board()
     for tid, known, loss in level.warm if level.points is None else ():
         suggester.learn(tid, known, loss)
+    # Numbers are never reused: an interrupted trial keeps its number, its re-run gets a new one.
+    next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
+    if level.points is None:
+        suggester.skip(next_tid - level.first_tid)
     for o in level.restored:
         suggester.restore(o.tid, o.params, o.loss if o.status != "failed" else None)
         if s.pruning != "none":   # earlier trials' curves keep informing the pruner
@@ -137,8 +141,6 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
             board.curves[o.tid] = [v if s.mode == "min" else -v for v in (m.value for m in history)]
     stops = _Stops(s, level.max_trials, level.restored)
     outcomes = list(level.restored)
-    # Numbers are never reused: an interrupted trial keeps its number, its re-run gets a new one.
-    next_tid = max([level.first_tid - 1, level.last_tid, *(o.tid for o in level.restored)]) + 1
     running: dict[Future[TrialOutcome], TrialSpec] = {}
     starting: TrialSpec | None = None
     stopped_by = ""

@@ -107,10 +107,18 @@ class Suggester:
         if self.algo == "grid":
             self._used.add(_key(params, self._names))
             return
-        # Consume the seed ask() drew for this trial: otherwise a resumed random (or still-random
-        # TPE start-up) search draws the same seeds again and repeats the first trials' params.
-        self.rng.integers(2**31 - 1)
         self.learn(tid, params, loss)
+
+    def skip(self, asked: int) -> None:
+        """Pass over the seeds an interrupted run already drew for its first `asked` trial numbers.
+
+        ask() draws one seed per trial number, in order. A resumed search must start after all of
+        them, interrupted trials' included: skipping only the finished trials' draws made a resumed
+        random search draw a finished trial's seed again whenever a later-numbered trial had
+        finished first (parallel 2), and train that configuration twice.
+        """
+        if self.algo != "grid" and asked > 0:
+            self.rng.integers(2**31 - 1, size=asked)
 
     def learn(self, tid: int, params: Mapping[str, Any], loss: float | None) -> None:
         """Tell the sampler a point evaluated elsewhere (e.g. an earlier stage's trial, warm start)."""

@@ -98,10 +98,22 @@ def test_tpe_startup_scales_with_budget() -> None:
 def test_resumed_suggester_does_not_repeat_earlier_trials(algo: str) -> None:
     first = run(algo, seed=0, n=4)
     suggester = Suggester(SPACE, algo, seed=0, max_trials=20)
+    suggester.skip(4)   # as the driver does: past every number the earlier run used
     for tid, params in enumerate(first):
         suggester.restore(tid, params, loss_of(params))
     later = [suggester.ask(tid) for tid in range(4, 8)]
     assert not any(p in first for p in later)
+
+
+def test_a_later_trial_that_finished_first_is_not_drawn_again_after_resume() -> None:
+    """Parallel 2, killed after trial 1 finished while trial 0 was still training: trial 1's
+    configuration must not come back (restoring only the finished trials' draws gave it again)."""
+    earlier = Suggester(SPACE, "random", seed=0, max_trials=3)
+    drawn = [earlier.ask(0), earlier.ask(1)]
+    resumed = Suggester(SPACE, "random", seed=0, max_trials=3)
+    resumed.skip(2)
+    resumed.restore(1, drawn[1], loss_of(drawn[1]))
+    assert resumed.ask(2) not in drawn
 
 
 def test_hyperopt_internals_we_rely_on_are_still_there() -> None:
