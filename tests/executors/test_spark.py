@@ -125,9 +125,16 @@ def test_ctrl_c_cancels_the_spark_jobs_and_resume_completes(tracking_uri: str, t
     killed = trials(tracking_uri, parent)
     assert [(r.info.status, r.data.tags[TAG + "outcome"]) for r in killed] == [("KILLED", "interrupted")] * 2
     assert client.get_run(parent).info.status == "KILLED"
-    points = [len(client.get_metric_history(r.info.run_id, "val_loss")) for r in killed]
-    time.sleep(4)   # a cancelled job's worker is gone: its trial writes no more
-    assert [len(client.get_metric_history(r.info.run_id, "val_loss")) for r in killed] == points
+    # A cancelled task's worker may still land its last batch of points after the search exits
+    # (seen once: 667 -> 778 within 4 s; README, "Scale out"); then it is gone and writes no more.
+    points, settled = [-1], time.monotonic() + 30
+    while time.monotonic() < settled:
+        now = [len(client.get_metric_history(r.info.run_id, "val_loss")) for r in killed]
+        if now == points:
+            break
+        points = now
+        time.sleep(4)
+    assert now == points, f"the cancelled trials were still writing 30 s after the search exited: {now}"
     assert b"Traceback" not in search_cli.stderr.read()   # type: ignore[union-attr]
 
     short = tune_file(tmp_path, "algo: random, max_trials: 3, parallel: 2, pruning: none, executor: spark",
