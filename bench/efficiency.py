@@ -101,17 +101,20 @@ def tune_data(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any
     return data
 
 
-def recorded(args: argparse.Namespace, method: str, seed: int) -> Trace | None:
-    """The trace of a search whose curves an earlier run wrote under --curves, if there is one."""
-    path = Path(args.curves or "") / f"{args.task}-{method}-{seed}.json"
-    if not args.curves or not path.exists():
-        return None
+def trace_of(trials: list[dict[str, Any]]) -> Trace:
+    """Sample-epochs spent and full-data val accuracy after every epoch, trials in the order they ran."""
     trace: Trace = []
-    for trial in json.loads(path.read_text()):
+    for trial in trials:
         for value in trial["val_accuracy"]:
             trace.append(((trace[-1][0] if trace else 0.0) + trial["subsample"],
                           value if trial["subsample"] >= 1.0 else math.nan))
     return trace
+
+
+def recorded(args: argparse.Namespace, method: str, seed: int) -> Trace | None:
+    """The trace of a search whose curves an earlier run wrote under --curves, if there is one."""
+    path = Path(args.curves or "") / f"{args.task}-{method}-{seed}.json"
+    return trace_of(json.loads(path.read_text())) if args.curves and path.exists() else None
 
 
 def save(args: argparse.Namespace, method: str, seed: int, trials: list[dict[str, Any]]) -> None:
@@ -139,20 +142,15 @@ def run_ours(tmp: Path, template: Path, args: argparse.Namespace, method: str, s
         found = child_runs(client, experiment_id, parents.pop())
         runs += [r for r in found if "mlflow_tune.trial" in r.data.tags]
         parents += [r.info.run_id for r in found if "mlflow_tune.trial" not in r.data.tags]
-    trace: Trace = []
-    spent = 0.0
     saved = []
     for run in sorted(runs, key=lambda r: int(r.data.tags["mlflow_tune.trial"])):
-        fraction = float(run.data.params.get("subsample", 1.0))
         history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
-        for point in history:
-            spent += fraction
-            trace.append((spent, point.value if fraction >= 1.0 else math.nan))
-        saved.append({"trial": int(run.data.tags["mlflow_tune.trial"]), "subsample": fraction,
+        saved.append({"trial": int(run.data.tags["mlflow_tune.trial"]),
+                      "subsample": float(run.data.params.get("subsample", 1.0)),
                       "params": {k: v for k, v in run.data.params.items() if k in TASKS[args.task][1]},
                       "val_accuracy": [p.value for p in history]})
     save(args, method, seed, saved)
-    return trace
+    return trace_of(saved)
 
 
 def suggest(trial: Any, name: str, spec: dict[str, list[Any]]) -> Any:
@@ -176,7 +174,6 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = train_values(args, seed)
     data = split(from_mapping(base))   # the same split for every trial, as our searches cache it
-    trace: Trace = []
     saved: list[dict[str, Any]] = []
 
     class Report(TrainCallback):
@@ -184,7 +181,6 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
             self.trial = trial
 
         def on_epoch_end(self, record: Any, history: Any) -> str | None:
-            trace.append(((trace[-1][0] if trace else 0.0) + 1.0, record.val_accuracy))
             saved[-1]["val_accuracy"].append(record.val_accuracy)
             self.trial.report(record.val_accuracy, record.epoch)
             return "pruned by optuna" if self.trial.should_prune() else None
@@ -196,12 +192,15 @@ def run_optuna(args: argparse.Namespace, seed: int) -> Trace:
         accuracies = [r.val_accuracy for r in result.history if math.isfinite(r.val_accuracy)]
         return max(accuracies, default=0.0)
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+    # A fixed name: HyperbandPruner deals trials to brackets by a hash of it (a random name made
+    # the same seed prune differently from run to run).
+    study = optuna.create_study(study_name=f"bench-{args.task}-{seed}", direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.epochs,
                                                                       reduction_factor=3))
     study.optimize(objective, n_trials=args.trials)
     save(args, "optuna", seed, saved)
-    return trace
+    return trace_of(saved)
 
 
 def reach(trace: Trace, target: float) -> float:

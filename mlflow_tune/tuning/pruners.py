@@ -165,13 +165,13 @@ class HyperbandPruner:
         return any(asha.rung_epoch(epoch) for asha in self.brackets())
 
     def prune(self, tid: int, epoch: int, curves: Curves) -> str | None:
-        mine = self.bracket(tid)
-        asha = self.brackets()[mine]
         if self.max_epochs is not None and epoch + 1 >= self.max_epochs:
             return None
-        same = {t: c for t, c in curves.items() if self.bracket(t) == mine}
-        reason = asha.prune(tid, epoch, same)
-        return reason and reason.replace("by ASHA", f"by Hyperband bracket {mine + 1}/{len(self.brackets())}")
+        brackets, order = self.brackets(), _round_robin(self.weights())
+        mine = order[tid % len(order)]
+        same = {t: c for t, c in curves.items() if order[t % len(order)] == mine}
+        reason = brackets[mine].prune(tid, epoch, same)
+        return reason and reason.replace("by ASHA", f"by Hyperband bracket {mine + 1}/{len(brackets)}")
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,9 @@ class CurvePruner:
                     if t != tid and (self.horizon is None or len(c) >= self.horizon)}
         best = min(finished.values(), default=float("inf"))
         mine = list(curves[tid][: epoch + 1])
-        if not math.isfinite(best) or sum(1 for v in mine if math.isfinite(v)) < self.min_epochs:
-            return None
         finite = [v for v in mine if math.isfinite(v)]
+        if not math.isfinite(best) or len(finite) < self.min_epochs:
+            return None
         slack = self.margin * (max(finite) - min(finite))
         leader = min(finished, key=lambda t: (finished[t], t))
         if self.behind_only and best_until(mine, epoch) <= best_until(curves[leader], epoch) + slack:
