@@ -151,7 +151,8 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     runs = ChildRuns(level, ahead=None if s.project else writer, depth=s.parallel)
 
     def finished(outcome: TrialOutcome) -> None:
-        suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None)
+        steps = len(board.curves.get(outcome.tid, ())) if outcome.status == "pruned" else None
+        suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None, steps)
         stops.update(outcome)
         # Reported only once its writes are in the store: a trial the terminal calls completed
         # survives a kill -9 that comes next.

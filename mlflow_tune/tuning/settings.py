@@ -16,7 +16,9 @@ from mlflow_tune.training.config import ConfigError, check_names
 from mlflow_tune.training.selection import OBJECTIVES
 from mlflow_tune.tuning.pruners import PRUNERS as PRUNERS
 
-ALGOS = ("tpe", "random", "anneal", "grid")
+ALGOS = ("mtpe", "tpe", "random", "anneal", "grid")
+# Optuna's multivariate TPE, chosen by bench/efficiency.py (README "Which sampler and pruner")
+DEFAULT_ALGO = "mtpe"
 # Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
 KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
@@ -52,7 +54,7 @@ def hint(name: str, valid: tuple[str, ...]) -> str:
 class SearchSettings:
     """How a search runs. ``mode`` left empty follows the metric: min for a loss, max for accuracy."""
 
-    algo: str = "tpe"
+    algo: str = DEFAULT_ALGO
     max_trials: int = 20
     parallel: int = 1
     metric: str = "val_loss"          # per-epoch metric the objective and the pruners read
@@ -139,7 +141,7 @@ class StageSettings:
 
     name: str
     max_trials: int
-    algo: str = "tpe"
+    algo: str = DEFAULT_ALGO
     epochs: int | None = None
     subsample: float | None = None
     classes: str | None = None

@@ -81,7 +81,7 @@ def default_tune_yaml(dataset: str, model: str, staged: bool = False) -> str:
     lines += [
         "",
         "search:",
-        "  algo: tpe          # tpe | random | anneal | grid",
+        "  algo: mtpe         # mtpe (Optuna's TPE) | tpe (hyperopt's) | random | anneal | grid",
         "  max_trials: 20",
         "  parallel: 1        # trials at once",
         "  metric: val_loss   # val_loss | val_accuracy (mode follows: min for loss, max for accuracy)",

@@ -40,7 +40,7 @@ from mlflow_tune.tuning.summary import SearchOutcome, summarise, trials_csv
 
 if TYPE_CHECKING:
     from mlflow_tune.tuning.function import Trial
-from mlflow_tune.tuning.settings import SearchSettings, coerce_section
+from mlflow_tune.tuning.settings import DEFAULT_ALGO, SearchSettings, coerce_section
 from mlflow_tune.tuning.space_yaml import parse_space
 from mlflow_tune.tuning.tunefile import TuneConfig, parse_stages
 
@@ -204,7 +204,7 @@ def objective_name(objective: Any) -> str:
 
 
 def optimize(fn: Callable[[Trial], Any], space: Mapping[str, Any], *, metric: str, mode: str = "",
-             algo: str = "tpe", max_trials: int = 20, parallel: int = 1, pruning: str = "median",
+             algo: str = DEFAULT_ALGO, max_trials: int = 20, parallel: int = 1, pruning: str = "median",
              experiment: str = "mlflow-tune", fixed: Mapping[str, Any] | None = None,
              stages: Sequence[Mapping[str, Any]] = (), tracking_uri: str | None = None, resume: str | None = None,
              listener: SearchListener | None = None, **search_settings: Any) -> SearchOutcome:

@@ -79,7 +79,7 @@ def test_version_short_help_and_defaults_in_help() -> None:
     assert root.exit_code == 0 and "search" in root.output and "--install-completion" in root.output
     env = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
     search_help = runner.invoke(app, ["search", "-h"], env=env).output
-    assert "[tpe|random|anneal|grid]" in search_help and "[none|median|asha|hyperband|curve]" in search_help
+    assert "[mtpe|tpe|random|anneal|grid]" in search_help and "[none|median|asha|hyperband|curve]" in search_help
     assert "from the tune file" in search_help
     train_help = runner.invoke(app, ["train", "-h"], env=env).output
     assert "[default: (0.2)]" in train_help   # --val-fraction's: rich markup once ate "[default: 0.2]"

@@ -23,13 +23,14 @@ CLI = [sys.executable, "-c", "from mlflow_tune.cli import main; main()"]
 COMPLETED = re.compile(r"^trial (\d+): completed ", re.M)
 
 
-def tune_file(folder: Path, *, parallel: int = 1, max_trials: int = 3, epochs: int = EPOCHS) -> Path:
+def tune_file(folder: Path, *, parallel: int = 1, max_trials: int = 3, epochs: int = EPOCHS,
+              algo: str = "random") -> Path:
     path = folder / "tune.yaml"
     path.write_text(
         "experiment: reliability\n"
         f"train: {{dataset: digits, model: mlp, epochs: {epochs}, subsample: 0.5}}\n"
         "space:\n  lr: {loguniform: [1e-3, 1e-1]}\n  hidden_units: {logint: [8, 64]}\n"
-        f"search: {{algo: random, max_trials: {max_trials}, parallel: {parallel}, pruning: none, seed: 0}}\n")
+        f"search: {{algo: {algo}, max_trials: {max_trials}, parallel: {parallel}, pruning: none, seed: 0}}\n")
     return path
 
 

@@ -28,23 +28,24 @@ pytestmark = pytest.mark.slow
 
 
 def _search(tmp_path: Path, uri: str, fault: str = "", parallel: int = 1, max_trials: int = 3,
-            resume: str = ""):  # type: ignore[no-untyped-def]
-    args = ["search", "--config", str(tune_file(tmp_path, parallel=parallel, max_trials=max_trials))]
+            resume: str = "", algo: str = "random"):  # type: ignore[no-untyped-def]
+    args = ["search", "--config", str(tune_file(tmp_path, parallel=parallel, max_trials=max_trials, algo=algo))]
     return run([*args, *(["--resume", resume] if resume else [])], tmp_path, uri, fault)
 
 
-def _resume_and_check(tmp_path: Path, uri: str, first, parallel: int = 1) -> dict:  # type: ignore[no-untyped-def]
+def _resume_and_check(tmp_path: Path, uri: str, first, parallel: int = 1,  # type: ignore[no-untyped-def]
+                      algo: str = "random") -> dict:
     parent = parent_id(first.stderr + first.stdout, uri)
-    again = _search(tmp_path, uri, parallel=parallel, resume=parent)
+    again = _search(tmp_path, uri, parallel=parallel, resume=parent, algo=algo)
     assert again.code == 0, again.stderr[-2000:]
     return check_search(uri, parent, completed_printed(first.stderr, again.stderr))
 
 
-@pytest.mark.parametrize("parallel", [1, 2])
+@pytest.mark.parametrize(("parallel", "algo"), [(1, "random"), (2, "random"), (2, "mtpe")])
 def test_kill_9_right_after_a_trial_is_reported_completed_loses_nothing(tmp_path: Path, tracking_uri: str,
-                                                                       parallel: int) -> None:
+                                                                       parallel: int, algo: str) -> None:
     """Item 1: what the terminal called completed is in the store, even after kill -9 at once."""
-    first = _search(tmp_path, tracking_uri, "after-trial-completed:1", parallel=parallel)
+    first = _search(tmp_path, tracking_uri, "after-trial-completed:1", parallel=parallel, algo=algo)
     assert first.code == -signal.SIGKILL, first.stderr[-2000:]
     printed = completed_printed(first.stderr)
     assert printed, first.stderr[-2000:]
@@ -52,7 +53,7 @@ def test_kill_9_right_after_a_trial_is_reported_completed_loses_nothing(tmp_path
     for r in c.search_runs([e.experiment_id for e in c.search_experiments()]):
         if r.data.tags.get("mlflow_tune.trial") in {str(t) for t in printed}:
             assert r.info.status == "FINISHED" and len(c.get_metric_history(r.info.run_id, "val_loss")) == EPOCHS
-    figures = _resume_and_check(tmp_path, tracking_uri, first, parallel)
+    figures = _resume_and_check(tmp_path, tracking_uri, first, parallel, algo)
     assert figures["final"] == 3
 
 

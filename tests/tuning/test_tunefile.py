@@ -62,7 +62,7 @@ def test_defaults_when_sections_are_left_out() -> None:
     config = parse_tune_config({"space": {"lr": {"loguniform": [1e-4, 1]}}})
     assert config.experiment == "mlflow-tune" and config.train == {}
     assert config.search == SearchSettings()
-    assert config.search.algo == "tpe" and config.search.pruning == "median"
+    assert config.search.algo == "mtpe" and config.search.pruning == "median"
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("sections", "needles"), [
     ({"serach": {}}, ["unknown top-level key 'serach'", "did you mean 'search'", "valid keys: experiment"]),
     ({"search": {"max_trails": 3}}, ["unknown search key 'max_trails'", "did you mean 'max_trials'"]),
-    ({"search": {"algo": "bayes"}}, ["search.algo='bayes' is not valid", "tpe, random, anneal, grid"]),
+    ({"search": {"algo": "bayes"}}, ["search.algo='bayes' is not valid", "mtpe, tpe, random, anneal, grid"]),
     ({"search": {"pruning": "hyperbnd"}}, ["search.pruning='hyperbnd'", "none, median, asha, hyperband, curve"]),
     ({"search": {"objective": "mean"}}, ["search.objective='mean' is not valid", "best, smoothed, last"]),
     ({"search": {"metric": "loss"}}, ["search.metric='loss'", "val_loss"]),
@@ -137,7 +137,7 @@ def test_stages_parse_with_defaults() -> None:
     coarse, final = config.stages
     assert coarse == StageSettings("coarse", 8, "random", 2, 0.3, "0,1", ("dropout",))
     assert coarse.train_overrides == {"epochs": 2, "subsample": 0.3, "classes": "0,1"}
-    assert final.max_trials == 6 and final.retrain == 2 and final.algo == "tpe"
+    assert final.max_trials == 6 and final.retrain == 2 and final.algo == "mtpe"
 
 
 def test_with_overrides_validates_again() -> None:
@@ -162,7 +162,7 @@ def test_default_tune_yaml_loads_back(dataset: str, model: str, staged: bool) ->
     text = default_tune_yaml(dataset, model, staged=staged)
     config = parse_tune_config(yaml.safe_load(text), source=text)
     assert config.train["dataset"] == dataset and config.train["epochs"] == 20
-    assert config.search.algo == "tpe" and config.search.pruning == "median"
+    assert config.search.algo == "mtpe" and config.search.pruning == "median"
     assert config.space.get("lr").log_scale and "# " in text
     if not staged:
         assert config.stages == ()
