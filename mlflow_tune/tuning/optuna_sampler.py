@@ -52,8 +52,10 @@ class OptunaTPE:
         # (skip()), so its start-up trials do not repeat the first run's.
         with warnings.catch_warnings():   # Optuna before 5 calls multivariate experimental, on every trial
             warnings.simplefilter("ignore", ExperimentalWarning)
+            # constant_liar: trials still training (parallel > 1) count as bad guesses, so the
+            # next ask looks elsewhere; Optuna 5's default, off by default before it.
             return TPESampler(seed=int(self.rng.integers(2**31 - 1)), n_startup_trials=self.startup,
-                              multivariate=True)
+                              multivariate=True, constant_liar=True)
 
     def ask(self, tid: int) -> dict[str, Any]:
         self._study.sampler = self._sampler()

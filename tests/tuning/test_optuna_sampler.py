@@ -119,7 +119,7 @@ def test_optuna_interfaces_we_rely_on_are_still_there() -> None:
     import optuna
 
     params = inspect.signature(optuna.samplers.TPESampler).parameters
-    assert {"multivariate", "n_startup_trials", "seed", "warn_independent_sampling"} <= set(params)
+    assert {"multivariate", "n_startup_trials", "seed", "constant_liar"} <= set(params)
     assert {"params", "distributions", "value", "state"} <= set(inspect.signature(optuna.trial.create_trial).parameters)
     assert hasattr(optuna.Study, "ask") and hasattr(optuna.Study, "tell") and hasattr(optuna.Study, "add_trial")
 
