@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from mlflow_tune.training.config import ConfigError
 from mlflow_tune.tuning.space import INT_KINDS, LOG_KINDS, Param, Space
 
 
@@ -86,17 +85,17 @@ class OptunaTPE:
         """A trial run elsewhere (an earlier stage's, or one finished before a resume)."""
         from optuna.trial import TrialState, create_trial
 
+        # hyperopt's form of a finished trial (a choice's index, a decoded number) is Optuna's too
+        vals = self.space.to_hyperopt_vals(params)
         values: dict[str, Any] = {}
         for p in self.space.params:
-            if p.name not in params:
-                raise ConfigError(f"trial params lack space parameter {p.name!r}")
-            if p.kind == "choice":
-                values[p.name] = p.index_of(params[p.name])
-                continue
-            assert p.low is not None and p.high is not None
-            # decode_value rounds to significant digits, which may step just past a bound
-            number = min(max(float(p.decode_value(params[p.name])), p.low), p.high)
-            values[p.name] = round(number) if p.kind in INT_KINDS else number
+            (value,) = vals[p.name]
+            if p.kind != "choice":
+                assert p.low is not None and p.high is not None
+                # decoding rounds to significant digits, which may step just past a bound
+                value = min(max(value, p.low), p.high)
+                value = round(value) if p.kind in INT_KINDS else value
+            values[p.name] = value
         ok = loss is not None and bool(np.isfinite(loss))
         self._study.add_trial(create_trial(params=values, distributions=self._dists,
                                            value=loss if ok else None,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlflow_tune.tuning.optuna_sampler import OptunaTPE
+from mlflow_tune.tuning.settings import ALGOS
 from mlflow_tune.tuning.space import Space, grid_points
 
 
@@ -73,7 +74,7 @@ class Suggester:
         elif algo == "anneal":
             self._suggest = anneal.suggest
         else:
-            raise ValueError(f"algo={algo!r} is not valid; choose one of: tpe, mtpe, random, anneal, grid.")
+            raise ValueError(f"algo={algo!r} is not valid; choose one of: {', '.join(ALGOS)}.")
 
     @classmethod
     def fixed(cls, points: list[dict[str, Any]]) -> Suggester:
