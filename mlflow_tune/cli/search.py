@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlflow_tune import interrupts
 from mlflow_tune.cli.common import (
     TrackingUri,
     choices,
@@ -70,11 +71,18 @@ def search(
                                  listener=default_listener(not quiet))
         except StoreLost as exc:
             raise fail(f"{exc}; resume with: {again}{exc.parent_run_id}", code=1) from None
-        page = None if no_report or outcome.interrupted or not outcome.trials else search_report(outcome)
+        # A signal after the last trial (while the summary was written) finds the search complete
+        # and FINISHED: what it still stops is the report, which `mlflow-tune report` can write later.
+        late = interrupts.requested() and not outcome.interrupted
+        page = None if no_report or late or outcome.interrupted or not outcome.trials else search_report(outcome)
         if json_output:
             out.write(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str) + "\n")
         else:
             print_search(outcome, page)
+    if late:
+        typer.echo(f"{interrupts.signal_name()} after the last trial: the search is complete (run "
+                   f"{outcome.parent_run_id} FINISHED); report skipped, write it with: mlflow-tune report "
+                   f"{outcome.parent_run_id}", err=True)
     if outcome.interrupted:
         saved = sum(outcome.counts.get(k, 0) for k in ("completed", "pruned", "nonconvergent", "failed"))
         typer.echo(interrupted_line(f"{saved} trials saved in run {outcome.parent_run_id}",

@@ -83,6 +83,11 @@ def test_a_signal_in_the_set_up_or_the_summary_never_leaves_the_parent_running(
     assert "n_trials" in parent.data.metrics, parent.data.metrics
     if fault.startswith("before-summary"):   # the trials were all done: nothing to resume
         assert first.code == 0 and parent.info.status == "FINISHED", first.stderr[-2000:]
+        # the signal still stops what the summary does not need: the report, which the line names
+        assert first.stderr.strip().splitlines()[-1] == (
+            f"SIGINT after the last trial: the search is complete (run {parent.info.run_id} FINISHED); "
+            f"report skipped, write it with: mlflow-tune report {parent.info.run_id}"), first.stderr[-2000:]
+        assert not list(tmp_path.glob("reports/*/report.html"))
         check_search(tracking_uri, parent.info.run_id, completed_printed(first.stderr))
     else:
         assert first.code == 130 and parent.info.status == "KILLED", first.stderr[-2000:]
