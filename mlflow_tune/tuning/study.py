@@ -79,6 +79,9 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
         parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)
+        # Said first, so that even after a kill -9 the terminal holds the id `--resume` needs.
+        listener.message(f"search run {parent.run_id} {'resumed' if resume else 'started'}; "
+                         f"if it stops, continue it with --resume {parent.run_id}")
         result: LevelResult | None = None
         try:
             faults.point("setup-logged")

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -143,18 +142,17 @@ def _script(name: str) -> str:
     return found
 
 
-def test_help_is_fast() -> None:
-    script = _script("mlflow-tune")
-    subprocess.run([script, "--help"], capture_output=True, check=True)   # warm the file cache
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        done = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
-        timings.append(time.perf_counter() - start)
+def test_help_imports_nothing_heavy() -> None:
+    """`mlflow-tune --help` as a whole process stays fast (0.3-0.5 s here) because it never imports
+    torch, mlflow and the rest; asserted on the imports, not a timer a loaded machine would trip."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlflow_tune.cli", "--help"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert "train" in done.stdout
-    best = min(timings)
-    print(f"mlflow-tune --help: best of 3 = {best:.3f} s ({', '.join(f'{t:.3f}' for t in timings)})")
-    assert best < 1.0   # target 0.5 s; headroom for a loaded CI machine
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "typer" in imported   # the import log was read
+    heavy = sorted(m for m in ("torch", "mlflow", "sklearn", "matplotlib", "pandas", "hyperopt", "optuna")
+                   if m in imported)
+    assert heavy == [], f"imported by mlflow-tune --help: {heavy}"
 
 
 def test_cli_import_is_light() -> None:

@@ -48,7 +48,9 @@ def test_plain_progress_counts_against_the_grid(tracking_uri: str, tmp_path: Pat
 
     stream = io.StringIO()
     search(parse_tune_config(TUNE), tracking_uri=tracking_uri, listener=PlainProgress(stream))
-    lines = stream.getvalue().splitlines()
+    first, *lines = stream.getvalue().splitlines()
+    assert first.startswith("search run ") and first.endswith("started; if it stops, continue it with --resume "
+                                                              + first.split()[2])
     assert len(lines) == 4 and all("/4 done" in line for line in lines)   # 2x2 grid, not max_trials=20
     assert "[search] 4/4 done, 0 running" in lines[-1]
 

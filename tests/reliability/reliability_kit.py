@@ -71,7 +71,7 @@ def run(args: list[str], cwd: Path, uri: str, fault: str = "", timeout: float = 
 
 
 def parent_id(text: str, uri: str = "") -> str:
-    """The search's run id as printed, else (after a kill -9 nothing says it) the store's only search."""
+    """The search's run id as printed, else (no text given) the store's only search."""
     found = re.search(r"(?:search run|saved in run|--resume) ([0-9a-f]{32})", text)
     if found:
         return found.group(1)

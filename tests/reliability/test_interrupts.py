@@ -49,6 +49,8 @@ def test_kill_9_right_after_a_trial_is_reported_completed_loses_nothing(tmp_path
     assert first.code == -signal.SIGKILL, first.stderr[-2000:]
     printed = completed_printed(first.stderr)
     assert printed, first.stderr[-2000:]
+    # the id --resume needs was on the terminal before the kill
+    assert parent_id(first.stderr) == parent_id("", tracking_uri), first.stderr[-2000:]
     c = client(tracking_uri)
     for r in c.search_runs([e.experiment_id for e in c.search_experiments()]):
         if r.data.tags.get("mlflow_tune.trial") in {str(t) for t in printed}:
