@@ -23,13 +23,16 @@ Per seed (search seed = train seed), methods:
                 important parameters and holds the rest at the coarse best)
   mtpe-median     `algo: mtpe` (Optuna's multivariate TPESampler as our sampler) + median pruning
   mtpe-hyperband  the same with our Hyperband
+  mtpe-curve      the same with the learning-curve pruner
+  mtpe-staged     `staged` with `algo: mtpe` in the fine stage
   optuna   Optuna TPESampler + HyperbandPruner (min_resource 1, reduction 3), same trainer, split
            and number of trials (only when optuna is installed: the bench extra)
 Cost is counted in sample-epochs: for every trial, in the order the search ran them (parallel 1),
 each epoch in its val_accuracy history weighs its training fraction (subsample). Only full-data
 epochs count as reaching an accuracy (a coarse trial's accuracy is on another problem).
 Columns, per method, median [min..max] over seeds ("-" where never reached: counted as inf):
-  of_total   sample-epochs until a full-data epoch reached plain TPE's best val accuracy - 0.002,
+  of_total   sample-epochs until a full-data epoch reached plain TPE's best val accuracy - 0.002
+             (--tolerance: the issue's 0.002; the spread of retraining one configuration is 0.004-0.009),
              over plain TPE's total sample-epochs (the issue's unit: what the plain search costs)
   to_target  the same over what plain TPE itself needed to reach it (stricter: 1.0 for TPE)
   to_fixed   as of_total, to the task's target: the median over seeds of plain TPE's best (one
@@ -72,14 +75,14 @@ TASKS: dict[str, tuple[dict[str, Any], dict[str, Any], int, int, int]] = {
                   "layers": {"int": [1, 2]}, "rnn_cell": {"choice": ["gru", "lstm"]}}, 15, 15, 6000),
 }
 METHODS = ("tpe", "random", "median", "asha", "hyperband", "curve", "staged", "staged-big", "staged-cold",
-           "staged-imp", "optuna", "mtpe-median", "mtpe-hyperband")
+           "staged-imp", "optuna", "mtpe-median", "mtpe-hyperband", "mtpe-curve", "mtpe-staged")
 PRUNING = {"tpe": "none", "random": "none", "median": "median", "asha": "asha", "hyperband": "hyperband",
            "curve": "curve", "staged-big": "median",
            "staged": "median", "staged-cold": "median", "staged-imp": "median",
-           "mtpe-median": "median", "mtpe-hyperband": "hyperband"}
+           "mtpe-median": "median", "mtpe-hyperband": "hyperband", "mtpe-curve": "curve", "mtpe-staged": "median"}
 ALGO = {"random": "random", "mtpe": "mtpe"}   # the rest: hyperopt's TPE
 FINE: dict[str, dict[str, Any]] = {"staged": {}, "staged-big": {}, "staged-cold": {"warm_start": False},
-                                   "staged-imp": {"important": 3}}
+                                   "staged-imp": {"important": 3}, "mtpe-staged": {"algo": "mtpe"}}
 Trace = list[tuple[float, float]]   # (sample-epochs spent so far, full-data val accuracy of that epoch)
 
 
@@ -218,19 +221,20 @@ def best_within(trace: Trace, budget: float) -> float:
     return max((acc for spent, acc in trace if spent <= budget and acc == acc), default=math.nan)
 
 
-def scores(traces: dict[str, Trace], budget_fraction: float, fixed: float) -> dict[str, dict[str, float]]:
+def scores(traces: dict[str, Trace], budget_fraction: float, fixed: float,
+           tolerance: float = 0.002) -> dict[str, dict[str, float]]:
     base = traces["tpe"]
     best = max(acc for _, acc in base if acc == acc)
-    own, total = reach(base, best - 0.002), base[-1][0]
+    own, total = reach(base, best - tolerance), base[-1][0]
     peer = traces["optuna"][-1][0] if "optuna" in traces else math.nan   # what the peer spent
     out = {}
     for method, trace in traces.items():
-        out[method] = {"to_target": reach(trace, best - 0.002) / own,
-                       "of_total": reach(trace, best - 0.002) / total,
+        out[method] = {"to_target": reach(trace, best - tolerance) / own,
+                       "of_total": reach(trace, best - tolerance) / total,
                        "acc_at_budget": best_within(trace, budget_fraction * total),
                        "best": best_within(trace, math.inf), "total": trace[-1][0] / total,
                        "acc_at_peer": best_within(trace, peer),
-                       "to_fixed": reach(trace, fixed - 0.002) / total}
+                       "to_fixed": reach(trace, fixed - tolerance) / total}
     return out
 
 
@@ -244,7 +248,7 @@ def fixed_target(tpe_traces: list[Trace]) -> float:
     return statistics.median(best_within(trace, math.inf) for trace in tpe_traces)
 
 
-def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float) -> str:
+def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float, tolerance: float = 0.002) -> str:
     def cell(values: list[float], digits: int) -> str:
         values = [v for v in values if v == v]   # NaN: not measured (no Optuna row in that run)
         if not values:
@@ -255,8 +259,8 @@ def summary(per_seed: list[dict[str, dict[str, float]]], budget_fraction: float)
         text = f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}..{max(values):.{digits}f}]"
         return text.replace("inf", "-") + (f" ({len(values) - len(finite)} never)" if len(finite) < len(values) else "")
 
-    lines = [f"| method | to TPE's best - 0.002 (x TPE's total) | (x TPE's own cost to it) | "
-             "to the task's target - 0.002 (x TPE's total) | "
+    lines = [f"| method | to TPE's best - {tolerance:g} (x TPE's total) | (x TPE's own cost to it) | "
+             f"to the task's target - {tolerance:g} (x TPE's total) | "
              f"val acc at {budget_fraction:g}x TPE's budget | val acc at Optuna's spend | best val acc | "
              "total sample-epochs (x TPE's) |", "|---|---|---|---|---|---|---|---|"]
     for method in METHODS:
@@ -300,6 +304,9 @@ def main() -> None:
                         help="write every trial's val_accuracy curve there as JSON; a search already there "
                              "is read back instead of run again")
     parser.add_argument("--budget", type=float, default=0.2, help="fixed budget as a fraction of TPE's total")
+    parser.add_argument("--tolerance", type=float, default=0.002,
+                        help="how far below a target accuracy counts as reaching it (the issue's 0.002; with "
+                             "--table-from, the one the logs were made with)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--table-from", nargs="+", default=[], metavar="LOG",
                         help="print the table of earlier runs' outputs instead of running")
@@ -307,7 +314,7 @@ def main() -> None:
     _, _, trials, epochs, rows = TASKS[args.task]
     args.trials, args.epochs, args.rows = args.trials or trials, args.epochs or epochs, args.rows or rows
     if args.table_from:
-        print(summary(read_logs(args.table_from), args.budget))
+        print(summary(read_logs(args.table_from), args.budget, args.tolerance))
         return
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
@@ -341,11 +348,11 @@ def main() -> None:
     print(f"# the task's target: {fixed:.4f} (median of plain TPE's bests)")
     table = []
     for seed, traces in zip(args.seeds, per_seed, strict=True):
-        table.append(scores(traces, args.budget, fixed))
+        table.append(scores(traces, args.budget, fixed, args.tolerance))
         print(f"# seed {seed}")
         for method, row in table[-1].items():
             print(f"#   {method:7} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
-    print(summary(table, args.budget))
+    print(summary(table, args.budget, args.tolerance))
 
 
 if __name__ == "__main__":
