@@ -81,7 +81,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)
         # Said first, so that even after a kill -9 the terminal holds the id `--resume` needs.
         listener.message(f"search run {parent.run_id} {'resumed' if resume else 'started'}; "
-                         f"if it stops, continue it with --resume {parent.run_id}")
+                         "--resume it if it stops")   # one id: the line fits 80 columns
         result: LevelResult | None = None
         try:
             faults.point("setup-logged")

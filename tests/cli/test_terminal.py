@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,8 @@ def test_plain_progress_counts_against_the_grid(tracking_uri: str, tmp_path: Pat
     stream = io.StringIO()
     search(parse_tune_config(TUNE), tracking_uri=tracking_uri, listener=PlainProgress(stream))
     first, *lines = stream.getvalue().splitlines()
-    assert first.startswith("search run ") and first.endswith("started; if it stops, continue it with --resume "
-                                                              + first.split()[2])
+    assert re.fullmatch(r"search run [0-9a-f]{32} started; --resume it if it stops", first), first
+    assert len(first) <= 80
     assert len(lines) == 4 and all("/4 done" in line for line in lines)   # 2x2 grid, not max_trials=20
     assert "[search] 4/4 done, 0 running" in lines[-1]
 
