@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,12 +133,6 @@ def test_train_help_lists_every_field() -> None:
     assert result.exit_code == 0
     for name in FIELD_NAMES:
         assert f"--{name.replace('_', '-')}" in result.output, name
-
-
-def _script(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"console script {name} is not installed"
-    return found
 
 
 def test_help_imports_nothing_heavy() -> None:
