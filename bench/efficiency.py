@@ -136,10 +136,10 @@ def save(args: argparse.Namespace, method: str, seed: int, trials: list[dict[str
 def run_ours(tmp: Path, template: Path, args: argparse.Namespace, method: str, seed: int) -> Trace:
     from mlflow import MlflowClient
 
+    from mlflow_tune.config.tunefile import parse_tune_config
+    from mlflow_tune.study.listener import SearchListener
+    from mlflow_tune.study.study import search
     from mlflow_tune.tracking.runs import child_runs
-    from mlflow_tune.tuning.listener import SearchListener
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import parse_tune_config
 
     store = tmp / f"{method}-{seed}.db"
     shutil.copy(template, store)

@@ -20,11 +20,13 @@ import math
 import statistics
 from pathlib import Path
 
-from mlflow_tune.tuning import pruners
-from mlflow_tune.tuning.pruners import Pruner, make_pruner
+from mlflow_tune.pruners.asha import AshaPruner, HyperbandPruner
+from mlflow_tune.pruners.curve import CurvePruner
+from mlflow_tune.pruners.make import Pruner, make_pruner
+from mlflow_tune.pruners.median import MedianPruner
 
-CLASSES = {"median": pruners.MedianPruner, "asha": pruners.AshaPruner, "curve": pruners.CurvePruner,
-           "hyperband": pruners.HyperbandPruner}
+CLASSES = {"median": MedianPruner, "asha": AshaPruner, "curve": CurvePruner,
+           "hyperband": HyperbandPruner}
 
 
 def build(spec: str, epochs: int) -> Pruner:

@@ -75,10 +75,10 @@ def bare_seconds(epochs: int) -> float:
 
 
 def searches(uri: str, epochs: int) -> None:
-    from mlflow_tune.tuning.settings import SearchSettings
-    from mlflow_tune.tuning.space_yaml import parse_space
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import TuneConfig
+    from mlflow_tune.config.settings import SearchSettings
+    from mlflow_tune.config.space_yaml import parse_space
+    from mlflow_tune.config.tunefile import TuneConfig
+    from mlflow_tune.study.study import search
 
     bare = bare_seconds(epochs)
     print(f"(b) bare loop, 8 configurations x {epochs} epochs: {bare:.1f} s")

@@ -63,8 +63,8 @@ def run_bare(epochs: int) -> float:
 
 def run_tune(uri: str, epochs: int, parallel: int = 1, fixed: dict[str, Any] | None = None,
              grid: dict[str, list[Any]] | None = None) -> float:
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import parse_tune_config
+    from mlflow_tune.config.tunefile import parse_tune_config
+    from mlflow_tune.study.study import search
 
     tune = parse_tune_config({
         "experiment": "bench-tune", "train": {**(FIXED if fixed is None else fixed), "epochs": epochs},
@@ -135,8 +135,8 @@ def run_optuna(uri: str, epochs: int) -> tuple[float, str]:
 
 def tune_epochs_to_target(uri: str, seed: int, epochs: int, target: float, budget: int,
                           pruning: str) -> tuple[int, bool]:
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import parse_tune_config
+    from mlflow_tune.config.tunefile import parse_tune_config
+    from mlflow_tune.study.study import search
 
     tune = parse_tune_config({
         "experiment": f"bench-target-{pruning}-{seed}", "train": {**FIXED, "epochs": epochs},
@@ -158,9 +158,9 @@ def hyperopt_epochs_to_target(seed: int, epochs: int, target: float, budget: int
     import numpy as np
     from hyperopt import STATUS_OK, Trials, fmin, tpe
 
+    from mlflow_tune.config.space_yaml import parse_space
     from mlflow_tune.training.config import from_mapping
     from mlflow_tune.training.loop import train_model
-    from mlflow_tune.tuning.space_yaml import parse_space
 
     space = parse_space(SPACE_B)
     spent = {"epochs": 0, "hit": False}

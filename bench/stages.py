@@ -82,9 +82,9 @@ def pick(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_one(tmp: Path, template: Path, dataset: str, seed: int, method: str,
             trials: int) -> list[dict[str, Any]]:
-    from mlflow_tune.tuning.listener import SearchListener
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import parse_tune_config
+    from mlflow_tune.config.tunefile import parse_tune_config
+    from mlflow_tune.study.listener import SearchListener
+    from mlflow_tune.study.study import search
 
     store = tmp / f"{dataset}-{method}-{seed}.db"
     shutil.copy(template, store)

@@ -3,8 +3,8 @@
 `MLFLOW_TUNE_FAULT=NAME:N[:SIGNAL]` makes the N-th pass through `point(NAME)` send SIGNAL
 (default KILL; INT or TERM) to this process. Timing a signal from outside cannot hit "just after
 a trial was reported completed" reliably; this can. Unset (always, outside tests) it costs one
-dictionary lookup. Points: `trial-started`, `after-trial-<outcome>` (tuning/driver.py),
-`setup-logged` and `before-summary` (tuning/study.py), `store-created` (tracking/store.py).
+dictionary lookup. Points: `trial-started`, `after-trial-<outcome>` (study/driver.py),
+`setup-logged` and `before-summary` (study/study.py), `store-created` (tracking/store.py).
 """
 
 from __future__ import annotations

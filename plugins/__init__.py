@@ -10,5 +10,5 @@ This folder is installed as the package ``mlflow_tune_plugins`` (one install: ``
   ``mlflow_tune: {experiment: NAME}`` in its MLproject logs there when no experiment is named
   (group ``mlflow.default_experiment_provider``).
 
-Thin adapters: the search itself is ``mlflow_tune.tuning``.
+Thin adapters: the search itself is ``mlflow_tune.study``.
 """

@@ -60,8 +60,8 @@ class DoneRun(SubmittedRun):  # type: ignore[misc]
 
 def read_config(backend_config: Mapping[str, Any], env_manager: str) -> Any:
     """The tune config from `--backend-config`: its own JSON, or the YAML tune file it points to."""
+    from mlflow_tune.config.tunefile import parse_tune_config
     from mlflow_tune.training.config import ConfigError
-    from mlflow_tune.tuning.tunefile import parse_tune_config
 
     data = {k: v for k, v in backend_config.items() if k not in _MLFLOW_KEYS}
     if "tune_file" in data:
@@ -87,9 +87,9 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         from mlflow.projects.utils import fetch_and_validate_project, get_or_create_run, load_project
         from mlflow_tune_plugins.experiment import declared_experiment, named_by_user
 
+        from mlflow_tune.study.study import search
         from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
         from mlflow_tune.training.config import ConfigError
-        from mlflow_tune.tuning.study import search
 
         try:
             tune = read_config(backend_config, str(backend_config.get(PROJECT_ENV_MANAGER) or "local"))

@@ -3,7 +3,7 @@
 A project's own script may start runs of its own (`mlflow.start_run()` nested or not); started
 under a trial, they carry `mlflow_tune.search_run_id` and `mlflow_tune.trial`, so they are linked
 to the search without a change to the script. The trial's process is told by two environment
-variables that the search sets when it starts the trial (`tuning/project_trial.py`).
+variables that the search sets when it starts the trial (`trials/project.py`).
 """
 
 from __future__ import annotations

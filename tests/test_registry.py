@@ -13,11 +13,11 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from mlflow_tune.config.tunefile import parse_tune_config
 from mlflow_tune.registry import _Trial, check_alias, choose, decide, predict, promote
 from mlflow_tune.registry.promotion import logged_test_metrics
+from mlflow_tune.study.study import SearchOutcome, search
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.tuning.study import SearchOutcome, search
-from mlflow_tune.tuning.tunefile import parse_tune_config
 
 ANY_LABEL = ("underfit", "overfit", "nonconvergent", "undiagnosed")   # the poor trial's label varies
 TRAIN = {"dataset": "digits", "model": "mlp", "num_threads": 1, "hidden_units": 32}

@@ -12,8 +12,8 @@ def main() -> int:
     from mlflow_tune.cli.progress import default_listener
     from mlflow_tune.cli.search import print_search, search_report
     from mlflow_tune.cli.terminal import quiet_mlflow_logs
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import load_tune_file
+    from mlflow_tune.config.tunefile import load_tune_file
+    from mlflow_tune.study.study import search
 
     quiet_mlflow_logs()   # as every command does: MLflow's INFO lines are not ours to print
     if not DEMO.is_file():

@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from mlflow_tune.tuning.listener import SearchListener
-from mlflow_tune.tuning.note import DIAGNOSES
-from mlflow_tune.tuning.trial import TrialOutcome
+from mlflow_tune.study.listener import SearchListener
+from mlflow_tune.study.note import DIAGNOSES
+from mlflow_tune.trials.records import TrialOutcome
 
 ETA_AFTER = 3   # finished trials before an ETA is worth showing
 

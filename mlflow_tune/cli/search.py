@@ -19,7 +19,7 @@ from mlflow_tune.cli.common import (
     ui_hint,
     user_errors,
 )
-from mlflow_tune.tuning.settings import ALGOS, ENV_MANAGERS, PRUNERS
+from mlflow_tune.config.settings import ALGOS, ENV_MANAGERS, PRUNERS
 
 FROM_FILE = "from the tune file"
 
@@ -54,15 +54,15 @@ def search(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html at the end.")] = False,
 ) -> None:
     """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
-    from mlflow_tune.tuning.tunefile import load_tune_file
+    from mlflow_tune.config.tunefile import load_tune_file
 
     tune = load_tune_file(config).with_overrides(
         algo=algo, max_trials=max_trials, parallel=parallel, pruning=pruning, timeout=timeout,
         no_progress=no_progress, target=target, seed=seed, project=project, entry_point=entry_point,
         env_manager=env_manager, executor=backend, spark_master=spark_master)
     from mlflow_tune.cli.progress import default_listener
-    from mlflow_tune.tuning.study import StoreLost
-    from mlflow_tune.tuning.study import search as run_search
+    from mlflow_tune.study.study import StoreLost
+    from mlflow_tune.study.study import search as run_search
 
     again = f"mlflow-tune search --config {shlex.quote(str(config))} --resume "
     with json_stdout(json_output) as out:
@@ -104,7 +104,7 @@ def search_report(outcome: Any) -> Path | None:
 
 
 def print_search(outcome: Any, page: Path | None = None) -> None:
-    from mlflow_tune.tuning.note import ordered_counts
+    from mlflow_tune.study.note import ordered_counts
 
     counts = ", ".join(f"{v} {k}" for k, v in ordered_counts(outcome.counts))
     typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "

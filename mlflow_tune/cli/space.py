@@ -19,7 +19,7 @@ def space_init(
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write a starting tune file: log-scale learning rate and L2, linear dropout, defaults from experience."""
-    from mlflow_tune.tuning.tunefile import default_tune_yaml
+    from mlflow_tune.config.tunefile import default_tune_yaml
 
     text = default_tune_yaml(dataset, model, staged)
     if out is None:

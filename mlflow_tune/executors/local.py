@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from mlflow_tune.config.settings import EXECUTORS
 from mlflow_tune.executors.pool import Task, pool
 from mlflow_tune.executors.spark import SparkExecutor
 from mlflow_tune.tracking.writer import Writer, shared
-from mlflow_tune.tuning.settings import EXECUTORS
-from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
+from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec
 
 Trial = Callable[[TrialSpec, Board], TrialOutcome]
 

@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from mlflow_tune.tracking.writer import RunWrite, Writer
-    from mlflow_tune.tuning.trial import Board
+    from mlflow_tune.trials.records import Board
 
 # torch._dynamo: creating the first optimizer in a process imports it (~800 modules, sympy
 # among them, ~2.5 s); preloaded here, it is paid once per search process, not once per worker.
-PRELOAD = ["mlflow_tune.tuning.runner", "mlflow_tune.training.loop", "sklearn.datasets", "sklearn.model_selection",
+PRELOAD = ["mlflow_tune.trials.runner", "mlflow_tune.training.loop", "sklearn.datasets", "sklearn.model_selection",
            "torch._dynamo"]
 
 
@@ -97,7 +97,7 @@ def serve(conn: Connection) -> None:
     # workers of an interrupted search), so an idle worker survives for the next search.
     # SIGTERM keeps its default: multiprocessing ends daemon workers with it at exit. A
     # SIGTERM to the whole group ends busy workers too; the driver, which got it as well,
-    # records their trials as interrupted, not failed (tuning/driver.py).
+    # records their trials as interrupted, not failed (study/driver.py).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:

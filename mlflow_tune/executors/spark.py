@@ -32,10 +32,10 @@ from dataclasses import replace
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
+from mlflow_tune.config.settings import local_master
 from mlflow_tune.tracking.writer import Writer
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.tuning.settings import local_master
-from mlflow_tune.tuning.trial import Board, TrialOutcome, TrialSpec
+from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec
 
 Trial = Callable[[TrialSpec, Board], TrialOutcome]
 MISSING = 'search.executor=spark (--backend spark) needs pyspark; install it with: pip install "mlflow-tune[spark]"'

@@ -134,8 +134,8 @@ def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: boo
                  ui_base: str = "") -> Path:
     """Write `out_dir`/report.html (and log it on the search run, linking it from the run's
     description); returns its path. `ui_base`: the MLflow UI the trial links point to."""
+    from mlflow_tune.study.note import with_report_link
     from mlflow_tune.tracking.runs import ui_base_url
-    from mlflow_tune.tuning.note import with_report_link
 
     # scikit-learn's import (~1-2 s, most of it scipy) overlaps reading the runs and drawing the
     # other figures; the importance figure is drawn after them.

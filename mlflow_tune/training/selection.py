@@ -15,7 +15,7 @@ Three rules (``search.objective`` in a tune file):
   not penalised much.
 - ``last``: the last epoch, weights as training left them.
 
-Pure python: the loop (training) and the trials of a user's function or project (tuning) share it, so
+Pure python: the loop (training) and the trials of a user's function or project (trials) share it, so
 that the objective a trial reports is computed the same way whoever trained it.
 """
 

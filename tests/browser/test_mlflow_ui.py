@@ -20,9 +20,9 @@ from helpers import needs
 from servers import MlflowServer
 
 from mlflow_tune.cli.report import make_report
+from mlflow_tune.config.tunefile import parse_tune_config
+from mlflow_tune.study.study import search
 from mlflow_tune.tracking.runs import client_for
-from mlflow_tune.tuning.study import search
-from mlflow_tune.tuning.tunefile import parse_tune_config
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

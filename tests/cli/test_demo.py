@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_tune.cli.demo import DEMO
-from mlflow_tune.tuning.tunefile import load_tune_file
+from mlflow_tune.config.tunefile import load_tune_file
 
 
 def test_the_demo_config_is_found_and_valid() -> None:

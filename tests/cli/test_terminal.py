@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mlflow_tune.cli.app import app
 from mlflow_tune.cli.progress import Counts, PlainProgress
-from mlflow_tune.tuning.trial import TrialOutcome
+from mlflow_tune.trials.records import TrialOutcome
 
 TUNE = {"experiment": "term", "train": {"dataset": "digits", "model": "mlp", "epochs": 2, "num_threads": 1,
                                         "hidden_units": 16},
@@ -44,8 +44,8 @@ def test_eta_waits_for_a_few_trials_and_uses_the_rate_seen() -> None:
 
 
 def test_plain_progress_counts_against_the_grid(tracking_uri: str, tmp_path: Path) -> None:
-    from mlflow_tune.tuning.study import search
-    from mlflow_tune.tuning.tunefile import parse_tune_config
+    from mlflow_tune.config.tunefile import parse_tune_config
+    from mlflow_tune.study.study import search
 
     stream = io.StringIO()
     search(parse_tune_config(TUNE), tracking_uri=tracking_uri, listener=PlainProgress(stream))

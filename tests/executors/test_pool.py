@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mlflow_tune.executors.pool import Task, WorkerPool
-from mlflow_tune.tuning.trial import Board
+from mlflow_tune.trials.records import Board
 
 
 class Recorder:

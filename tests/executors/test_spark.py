@@ -20,9 +20,9 @@ from helpers import needs
 from typer.testing import CliRunner
 
 from mlflow_tune.cli.app import app
+from mlflow_tune.config.tunefile import load_tune_file
+from mlflow_tune.study.study import optimize, search
 from mlflow_tune.tracking.runs import TAG, client_for, trial_runs
-from mlflow_tune.tuning.study import optimize, search
-from mlflow_tune.tuning.tunefile import load_tune_file
 
 pytestmark = needs(bool(os.environ.get("JAVA_HOME") or shutil.which("java")), "Java")
 

@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlflow_tune.tracking.runs import TAG, child_runs
-from mlflow_tune.tuning.trial import best_of
+from mlflow_tune.trials.records import best_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN = ROOT / "projects" / "plain-mlflow"

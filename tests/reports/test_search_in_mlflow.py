@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from mlflow_tune.cli.app import app
 from mlflow_tune.reports.data import read_search
 from mlflow_tune.tracking.runs import TAG, child_runs, trial_runs
-from mlflow_tune.tuning.naming import compact, search_name, stage_name, trial_name
+from mlflow_tune.trials.naming import compact, search_name, stage_name, trial_name
 
 STAGED = {
     "experiment": "ui",

@@ -18,9 +18,9 @@ import pytest
 from helpers import needs
 from servers import MlflowServer, Postgres, postgres_bin, start_postgres
 
+from mlflow_tune.config.tunefile import load_tune_file
+from mlflow_tune.study.study import search
 from mlflow_tune.tracking.runs import TAG, client_for, trial_runs
-from mlflow_tune.tuning.study import search
-from mlflow_tune.tuning.tunefile import load_tune_file
 
 pytestmark = [pytest.mark.slow,
               needs(postgres_bin("initdb") is not None, "PostgreSQL")]

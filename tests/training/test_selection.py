@@ -12,7 +12,7 @@ from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.evaluation import evaluate
 from mlflow_tune.training.loop import train_model
 from mlflow_tune.training.selection import Selection, pick, smoothed
-from mlflow_tune.tuning.trial import best_of
+from mlflow_tune.trials.records import best_of
 
 # issue 13: the winner's val loss dipped once to 0.084 (train loss fell to 0.008); it tested at 0.289
 NOISY = [0.259, 0.149, 0.187, 0.084, 0.222, 0.195, 0.231, 0.204, 0.217, 0.208]

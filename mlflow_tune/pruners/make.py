@@ -1,0 +1,27 @@
+"""The pruners by name: what `search.pruning` may be, and the pruner each name builds.
+"""
+
+from __future__ import annotations
+
+from mlflow_tune.pruners.asha import AshaPruner, HyperbandPruner
+from mlflow_tune.pruners.curve import CurvePruner
+from mlflow_tune.pruners.median import MedianPruner, NoPruner
+
+PRUNERS = ("none", "median", "asha", "hyperband", "curve")
+
+Pruner = NoPruner | MedianPruner | AshaPruner | HyperbandPruner | CurvePruner
+
+
+def make_pruner(name: str, *, warmup: int = 2, min_trials: int = 3, reduction: int = 3,
+                horizon: int | None = None) -> Pruner:
+    if name == "curve":
+        return CurvePruner(max(3, warmup + 1), horizon)
+    if name == "median":
+        return MedianPruner(warmup, min_trials)
+    if name == "asha":
+        return AshaPruner(max(1, warmup), reduction)
+    if name == "hyperband":
+        return HyperbandPruner(max(1, warmup), horizon, reduction)
+    if name == "none":
+        return NoPruner()
+    raise ValueError(f"pruning={name!r} is not valid; choose one of: {', '.join(PRUNERS)}.")

@@ -1,0 +1,26 @@
+"""How a search reports progress. The search calls these; cli/ implements them for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_tune.trials.records import TrialOutcome
+
+
+class SearchListener:
+    """Events of a search; the default does nothing."""
+
+    def search_started(self, name: str, max_trials: int) -> None:
+        return None
+
+    def trial_started(self, tid: int, params: dict[str, Any]) -> None:
+        return None
+
+    def trial_finished(self, outcome: TrialOutcome, best: TrialOutcome | None) -> None:
+        return None
+
+    def message(self, text: str) -> None:
+        return None
+
+    def search_finished(self) -> None:
+        return None

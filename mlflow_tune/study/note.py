@@ -1,0 +1,54 @@
+"""The search run's description in the MLflow UI (`mlflow.note.content`, Markdown): the result at a
+glance on the run page, before anyone opens a table or a report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_tune.trials.naming import compact
+
+# Fixed orders: counts read the same way in every summary, whatever finished first.
+STATUSES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
+DIAGNOSES = ("healthy", "underfit", "overfit", "nonconvergent", "unknown")
+STOPS = {"max_trials": "the trial budget (max_trials) was used up", "timeout": "the time limit was reached",
+         "no_progress": "no improvement for no_progress trials", "target": "the target objective was reached",
+         "grid_exhausted": "every grid point was tried", "stages_done": "every stage ran",
+         "interrupted": "it was interrupted", "error": "a trial found the search itself broken", "done": "done"}
+REPORT_HEADING = "**Report:**"
+
+
+def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """(name, count) of trial outcomes then diagnoses, in a fixed order; zero counts left out."""
+    out = [(s, counts[s]) for s in STATUSES if counts.get(s)]
+    out += [(d, counts[f"diagnosis_{d}"]) for d in DIAGNOSES if counts.get(f"diagnosis_{d}")]
+    out += sorted((k[len("diagnosis_"):], n) for k, n in counts.items()
+                  if k.startswith("diagnosis_") and k[len("diagnosis_"):] not in DIAGNOSES)
+    return out
+
+
+def search_note(metric: str, mode: str, counts: Mapping[str, int], stopped_by: str, best: Any,
+                best_metrics: Mapping[str, float]) -> str:
+    """Markdown: best trial, its params, objective and test metrics, counts, what stopped the search."""
+    lines = [f"### Search: {counts.get('trials', 0)} trials, objective `{metric}` ({mode})", ""]
+    if best is None:
+        lines.append("No trial produced a result.")
+    else:
+        objective = "-" if best.objective is None else f"{best.objective:.4g}"
+        params = ", ".join(f"{k}={compact(v)}" for k, v in best.params.items())
+        lines += [f"**Best trial:** {best.tid}, objective **{objective}**, {params} (run `{best.run_id}`)", ""]
+        shown = {k: v for k, v in best_metrics.items() if k.startswith("test_") or k.startswith("best_")}
+        if shown:
+            lines.append("**Metrics of the best trial:** " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    ordered = ordered_counts(counts)
+    by_outcome = ", ".join(f"{n} {s}" for s, n in ordered[:sum(1 for s in STATUSES if counts.get(s))])
+    by_diagnosis = ", ".join(f"{n} {d}" for d, n in ordered[sum(1 for s in STATUSES if counts.get(s)):])
+    lines += ["", f"**Trials:** {by_outcome or 'none'}", "", f"**Diagnoses:** {by_diagnosis or 'none'}", "",
+              f"**Stopped because** {STOPS.get(stopped_by, stopped_by or 'it ended')}."]
+    return "\n".join(lines) + "\n"
+
+
+def with_report_link(note: str, link: str) -> str:
+    """The note with one line linking to the report (replacing an earlier one)."""
+    kept = [line for line in note.rstrip("\n").split("\n") if not line.startswith(REPORT_HEADING)]
+    return "\n".join([*kept, "", f"{REPORT_HEADING} [report.html]({link}) (figures and every trial)"]) + "\n"
