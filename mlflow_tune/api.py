@@ -9,12 +9,15 @@ from dataclasses import dataclass
 
 from mlflow_tune import interrupts
 from mlflow_tune.diagnostics.guard import DiagnosisGuard
+from mlflow_tune.diagnostics.tags import diagnosis_tags
+from mlflow_tune.reports.curves import learning_curve_bytes
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
 from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import check_source
-from mlflow_tune.training.loop import TrainResult, train_model
+from mlflow_tune.training.loop import train_model
+from mlflow_tune.training.records import TrainResult
 
 DEFAULT_EXPERIMENT = "mlflow-tune"
 
@@ -62,7 +65,8 @@ def train(config: TrainConfig, *, tracking_uri: str | None = None, experiment: s
             experiment_id = ensure_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment)
             name = run_name or f"{config.model}-{config.dataset}"
             run = RunLogger.start(client, experiment_id, name=name, tags={TAG + "role": "train"})
-        tracker = MlflowCallback(run, role="train", log_model=log_model)
+        tracker = MlflowCallback(run, role="train", log_model=log_model, figure=learning_curve_bytes,
+                                 diagnosis_tags=diagnosis_tags)
         try:
             result = train_model(config, [DiagnosisGuard(), *callbacks, tracker])
         except BaseException as exc:

@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 
 from mlflow_tune.api import TrainOutcome, train
 from mlflow_tune.tracking.runs import RunLogger, ensure_experiment
-from mlflow_tune.training.callbacks import EPOCH_METRICS
 from mlflow_tune.training.config import ConfigError, TrainConfig
+from mlflow_tune.training.records import EPOCH_METRICS
 
 EPOCHS = 4
 

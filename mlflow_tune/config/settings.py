@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mlflow_tune.executors.names import EXECUTORS as EXECUTORS
+from mlflow_tune.executors.names import local_master
 from mlflow_tune.pruners.make import PRUNERS as PRUNERS
 from mlflow_tune.training.config import ConfigError, check_names
 from mlflow_tune.training.selection import OBJECTIVES
@@ -24,14 +26,8 @@ KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "t
                "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
 METRICS = tuple(KNOWN_MODES)
 MODES = ("min", "max")
-EXECUTORS = ("process", "thread", "project", "spark")
 MAX_TRIALS = 100_000
 ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
-
-
-def local_master(master: str) -> bool:
-    """A Spark master that runs every executor in this process's machine (the default: local[parallel])."""
-    return not master or master.startswith("local")
 
 
 def _one_of(where: str, value: str, valid: tuple[str, ...]) -> None:

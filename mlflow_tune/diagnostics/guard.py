@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.diagnostics.curves import Curves
 from mlflow_tune.diagnostics.verdict import diagnose, early_verdict
-from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
+from mlflow_tune.training.callbacks import TrainCallback
+from mlflow_tune.training.records import EpochRecord
 
 if TYPE_CHECKING:
     from mlflow_tune.training.config import TrainConfig
     from mlflow_tune.training.data import DataSplits
-    from mlflow_tune.training.loop import TrainResult
+    from mlflow_tune.training.records import TrainResult
 
 GUARD_PREFIX = "nonconvergent"
 

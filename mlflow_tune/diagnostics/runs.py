@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow_tune.diagnostics.curves import Curves, Diagnosis
+from mlflow_tune.diagnostics.tags import diagnosis_tags
 from mlflow_tune.diagnostics.verdict import diagnose
-from mlflow_tune.tracking.callback import diagnosis_tags
 from mlflow_tune.tracking.runs import TAG, RunLogger, trial_runs
 from mlflow_tune.training.config import ConfigError
 

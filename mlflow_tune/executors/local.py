@@ -2,7 +2,7 @@
 
 Each executor has `submit(fn, spec, board)` returning a Future, plus `abort` (stop running
 trials now) and `close` (the level is over: its writes are in). Process workers are long-lived
-(see `workers.py`); an executor is one level's view of them, with that level's board and writer.
+(see `pool.py`); an executor is one level's view of them, with that level's board and writer.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from mlflow_tune.config.settings import EXECUTORS
+from mlflow_tune.executors.names import EXECUTORS
 from mlflow_tune.executors.pool import Task, pool
 from mlflow_tune.executors.spark import SparkExecutor
 from mlflow_tune.tracking.writer import Writer, shared

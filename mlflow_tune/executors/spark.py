@@ -32,7 +32,7 @@ from dataclasses import replace
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
-from mlflow_tune.config.settings import local_master
+from mlflow_tune.executors.names import local_master
 from mlflow_tune.tracking.writer import Writer
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec

@@ -15,15 +15,16 @@ measure it. Most of what remains is matplotlib creating and drawing the tick obj
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-from mlflow_tune.training.callbacks import EpochRecord
+    from mlflow_tune.training.records import EpochRecord
 
 DPI = 100
 SIZE = (7.2, 2.72)   # inches: 720 x 272 pixels at DPI
@@ -39,6 +40,12 @@ def _finite_or_nan(values: Sequence[float]) -> list[float]:
 
 def learning_curve_figure(history: Sequence[EpochRecord], title: str = "") -> Figure:
     """Loss and accuracy, train vs validation, per epoch, side by side (an Agg canvas attached)."""
+    # Imported here, not with the module: a trial's runner and `train` take `learning_curve_bytes`
+    # at start-up and most runs never draw (~300 ms of matplotlib once per drawing process).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=SIZE, dpi=DPI)
     FigureCanvasAgg(fig)
     # Fixed margins (figure fractions): the left one and the gap fit 7-character tick labels
@@ -79,3 +86,10 @@ def learning_curve_png(history: Sequence[EpochRecord], path: str | Path, title: 
     fig = learning_curve_figure(history, title)
     fig.savefig(path, format="png", dpi=DPI)
     return path
+
+
+def learning_curve_bytes(history: Sequence[EpochRecord], title: str = "") -> bytes:
+    """`learning_curve_figure(history, title)` as PNG bytes: what a run's learning_curves.png holds."""
+    buffer = io.BytesIO()
+    learning_curve_figure(history, title).savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()

@@ -31,6 +31,7 @@ from mlflow_tune.reports.figures import (
 from mlflow_tune.tracking.runs import RunLogger
 
 REPORT_FILE = "report.html"
+REPORT_HEADING = "**Report:**"   # the line of the search run's description that links here
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
 tr.best{background:#e6f4ef;font-weight:600}img{max-width:100%;display:block;margin:.5em 0 1.5em}
@@ -130,11 +131,16 @@ stopped by {e(data.stopped_by or "-")}).</p>
 """
 
 
+def with_report_link(note: str, link: str) -> str:
+    """The search run's description with one line linking to the report (replacing an earlier one)."""
+    kept = [line for line in note.rstrip("\n").split("\n") if not line.startswith(REPORT_HEADING)]
+    return "\n".join([*kept, "", f"{REPORT_HEADING} [report.html]({link}) (figures and every trial)"]) + "\n"
+
+
 def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: bool = True,
                  ui_base: str = "") -> Path:
     """Write `out_dir`/report.html (and log it on the search run, linking it from the run's
     description); returns its path. `ui_base`: the MLflow UI the trial links point to."""
-    from mlflow_tune.study.note import with_report_link
     from mlflow_tune.tracking.runs import ui_base_url
 
     # scikit-learn's import (~1-2 s, most of it scipy) overlaps reading the runs and drawing the

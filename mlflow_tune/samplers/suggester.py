@@ -1,4 +1,4 @@
-"""Ask/tell over hyperopt's suggest functions and Optuna's TPE (`mtpe`, optuna_sampler.py), plus grid.
+"""Ask/tell over hyperopt's suggest functions and Optuna's TPE (`mtpe`, mtpe.py), plus grid.
 
 `fmin` owns its loop and runs trials serially; driving `algo.suggest` over a `Trials` and a
 `Domain` ourselves (as hyperopt's SparkTrials does inside) lets the search layer own

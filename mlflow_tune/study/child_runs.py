@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from mlflow_tune.tracking.runs import PARENT_TAG, TAG, RunLogger
 
 if TYPE_CHECKING:
-    from mlflow_tune.study.driver import Level
+    from mlflow_tune.study.level import Level
     from mlflow_tune.tracking.writer import Writer
 
 

@@ -12,15 +12,14 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import faults, interrupts
 from mlflow_tune.config.settings import SearchSettings
-from mlflow_tune.config.space import Space
 from mlflow_tune.executors.local import make_executor
 from mlflow_tune.samplers.suggester import Suggester
 from mlflow_tune.study.child_runs import ChildRuns
+from mlflow_tune.study.level import Level, LevelResult, best_trial
 from mlflow_tune.study.listener import SearchListener
 from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for
 from mlflow_tune.tracking.writer import DRAIN_SECONDS
@@ -35,49 +34,6 @@ LOST = interrupts.STORE_LOST
 LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
-
-
-@dataclass
-class Level:
-    """One flat search: a space and settings, whose trials are children of `parent`."""
-
-    parent: RunLogger
-    experiment_id: str
-    tracking_uri: str
-    space: Space
-    base: dict[str, Any]                 # fixed TrainConfig values (train + stage overrides)
-    settings: SearchSettings
-    max_trials: int
-    tags: dict[str, str] = field(default_factory=dict)
-    restored: list[TrialOutcome] = field(default_factory=list)
-    first_tid: int = 0
-    points: list[dict[str, Any]] | None = None   # exact configurations instead of a suggester
-    last_tid: int = -1                            # highest trial number used so far (interrupted too)
-    objective: Any = None                         # a user's training function instead of our loop
-    budget: dict[str, Any] = field(default_factory=dict)   # a stage's overrides, for such a function
-    search_run_id: str = ""                       # the whole search's run (the parent of a stage's)
-    curve_keys: dict[str, str] = field(default_factory=dict)   # metric names of the diagnosed curves
-    warm: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)   # (tid, params, loss) known before
-
-
-@dataclass
-class LevelResult:
-    outcomes: list[TrialOutcome]
-    stopped_by: str
-    interrupted: bool = False
-    candidates: list[TrialOutcome] | None = None   # trials the best may come from (default: all)
-
-    def best(self) -> TrialOutcome | None:
-        return best_trial(self.outcomes if self.candidates is None else self.candidates)
-
-
-def best_trial(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
-    """Lowest loss among completed trials; pruned or nonconvergent ones only if nothing completed."""
-    for allowed in (("completed",), ("completed", "pruned", "nonconvergent")):
-        scored = [o for o in outcomes if o.status in allowed and o.loss is not None]
-        if scored:
-            return min(scored, key=lambda o: (o.loss, o.tid))
-    return None
 
 
 def threads_per_trial(parallel: int) -> int:

@@ -15,7 +15,6 @@ STOPS = {"max_trials": "the trial budget (max_trials) was used up", "timeout": "
          "no_progress": "no improvement for no_progress trials", "target": "the target objective was reached",
          "grid_exhausted": "every grid point was tried", "stages_done": "every stage ran",
          "interrupted": "it was interrupted", "error": "a trial found the search itself broken", "done": "done"}
-REPORT_HEADING = "**Report:**"
 
 
 def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -46,9 +45,3 @@ def search_note(metric: str, mode: str, counts: Mapping[str, int], stopped_by: s
     lines += ["", f"**Trials:** {by_outcome or 'none'}", "", f"**Diagnoses:** {by_diagnosis or 'none'}", "",
               f"**Stopped because** {STOPS.get(stopped_by, stopped_by or 'it ended')}."]
     return "\n".join(lines) + "\n"
-
-
-def with_report_link(note: str, link: str) -> str:
-    """The note with one line linking to the report (replacing an earlier one)."""
-    kept = [line for line in note.rstrip("\n").split("\n") if not line.startswith(REPORT_HEADING)]
-    return "\n".join([*kept, "", f"{REPORT_HEADING} [report.html]({link}) (figures and every trial)"]) + "\n"

@@ -16,12 +16,11 @@ from mlflow_tune.samplers.suggester import planned_trials
 from mlflow_tune.study.driver import (
     FINAL,
     LOST,
-    Level,
-    LevelResult,
     check_resumable,
     restore_trials,
     run_level,
 )
+from mlflow_tune.study.level import Level, LevelResult
 from mlflow_tune.study.listener import SearchListener
 from mlflow_tune.study.summary import SearchOutcome, summarise, trials_csv
 from mlflow_tune.tracking.runs import (
@@ -149,7 +148,7 @@ def _open_parent(client: Any, tune: TuneConfig, resume: str | None, parent_run_i
 def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, listener: SearchListener,
          resumed: bool) -> LevelResult:
     if tune.stages:
-        from mlflow_tune.study.stages import run_stages
+        from mlflow_tune.study.staged import run_stages
 
         return run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=resumed)
     restored, last_tid = restore_trials(client, experiment_id, parent.run_id, tune.space.names,

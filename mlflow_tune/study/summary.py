@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_tune.config.settings import StageSettings
-from mlflow_tune.study.driver import LevelResult, best_trial
+from mlflow_tune.study.level import LevelResult, best_trial
 from mlflow_tune.study.note import search_note
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
 from mlflow_tune.trials.records import TrialOutcome

@@ -1,10 +1,15 @@
-"""The training callback that writes one run: params, per-epoch metrics, curves, checkpoint, model."""
+"""The training callback that writes one run: params, per-epoch metrics, curves, checkpoint, model.
+
+Tracking only writes: the learning-curve figure and the diagnosis' tags (its advice in words) are
+made by the caller's functions (``figure``, ``diagnosis_tags``), handed in when the callback is
+built, so this layer neither draws nor formats advice.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, finite
@@ -17,10 +22,14 @@ if TYPE_CHECKING:
 
     from mlflow_tune.diagnostics.curves import Diagnosis
     from mlflow_tune.tracking.writer import Forwarding, Writer
-    from mlflow_tune.training.callbacks import EpochRecord
     from mlflow_tune.training.data import DataSplits
-    from mlflow_tune.training.loop import TrainResult
     from mlflow_tune.training.models import Network
+    from mlflow_tune.training.records import EpochRecord, TrainResult
+
+# (history, title) -> PNG bytes of the run's learning curves (reports.curves.learning_curve_bytes)
+Figure = Callable[[Sequence["EpochRecord"], str], bytes]
+# a diagnosis (or None) -> the run's diagnosis tags (diagnostics.tags.diagnosis_tags)
+DiagnosisTags = Callable[["Diagnosis | None"], Mapping[str, str]]
 
 
 def log_pytorch_model(run: RunLogger, model: Network, example: Any) -> str:
@@ -41,8 +50,10 @@ class MlflowCallback(TrainCallback):
                  plot_every_seconds: float = 30.0, flush_every_seconds: float = 2.0,
                  extra_tags: Mapping[str, str] | None = None, terminate: bool = True,
                  writer: Writer | Forwarding | None = None, plot_at_end: bool = True,
-                 first_epoch_at_once: bool = True, hold_end: bool = False):
+                 first_epoch_at_once: bool = True, hold_end: bool = False, figure: Figure | None = None,
+                 diagnosis_tags: DiagnosisTags | None = None):
         self.run, self.role, self.log_model, self.plot_at_end = run, role, log_model, plot_at_end
+        self.figure, self.diagnosis_tags = figure, diagnosis_tags
         self.plot_every, self.extra_tags, self.terminate = plot_every_seconds, dict(extra_tags or {}), terminate
         self.flush_every = flush_every_seconds
         self.writer = writer
@@ -86,6 +97,9 @@ class MlflowCallback(TrainCallback):
         """The logged model's URI once the run's last write is done ("" when no model was logged)."""
         return self._last.result() if self._last is not None else ""
 
+    def _draw(self, history: Sequence[EpochRecord]) -> bytes:
+        return self.figure(history, self.run.run_id[:8]) if self.figure is not None else b""
+
     def on_train_start(self, config: TrainConfig, data: DataSplits, model: Network) -> None:
         params = config.to_params()
         if isinstance(self.run, RunLogger) and not self.run.fresh:
@@ -114,7 +128,7 @@ class MlflowCallback(TrainCallback):
             self._submit(metrics=tuple(self._pending))
             self._pending, self._last_flush = [], now
         if now - self._last_plot >= self.plot_every:   # a long run's curves, refreshed while it trains
-            self._submit(history=tuple(history))
+            self._submit(history=tuple(history), figure=self._draw(history))
             self._last_plot = now
         return None
 
@@ -123,7 +137,7 @@ class MlflowCallback(TrainCallback):
         from mlflow_tune.tracking.writer import serialise_checkpoint
 
         tags = {TAG + "status": result.status, "mlflow.note.content": describe(result),
-                **diagnosis_tags(result.diagnosis)}
+                **(self.diagnosis_tags(result.diagnosis) if self.diagnosis_tags else {})}
         if result.stop_reason:
             tags[TAG + "stop_reason"] = result.stop_reason[:500]
         last = max(0, len(result.history) - 1)
@@ -132,7 +146,8 @@ class MlflowCallback(TrainCallback):
                                            "config": result.config.to_params()}) if result.best_state else b""
         with_model = self.log_model and bool(result.best_state)
         example = (result.data.test.x if len(result.data.test) else result.data.val.x)[:5]
-        job = self._job(metrics=(*self._pending, *final), history=tuple(result.history), plot=self.plot_at_end,
+        job = self._job(metrics=(*self._pending, *final), history=tuple(result.history),
+                        figure=self._draw(result.history) if self.plot_at_end else b"",
                         checkpoint=checkpoint,
                         model=model_parts(result.model, example) if with_model else None, tags=tuple(tags.items()),
                         status=run_status(result) if self.terminate else "")
@@ -150,15 +165,6 @@ def run_status(result: TrainResult) -> str:
     if result.status == "stopped" and result.stop_reason.startswith(("pruned", "interrupted")):
         return "KILLED"
     return "FINISHED"
-
-
-def diagnosis_tags(diagnosis: Diagnosis | None) -> dict[str, str]:
-    if diagnosis is None:
-        return {}
-    from mlflow_tune.diagnostics.curves import advice_line
-
-    return {TAG + "diagnosis": diagnosis.label, TAG + "diagnosis.detail": diagnosis.detail,
-            TAG + "diagnosis.evidence": diagnosis.evidence[:500], TAG + "advice": advice_line(diagnosis)}
 
 
 def describe(result: TrainResult) -> str:

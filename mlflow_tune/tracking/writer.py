@@ -33,7 +33,7 @@ from typing import Any
 
 from mlflow_tune import interrupts
 from mlflow_tune.tracking.models import ModelParts
-from mlflow_tune.training.callbacks import EpochRecord
+from mlflow_tune.training.records import EpochRecord
 
 _log = logging.getLogger(__name__)
 
@@ -47,10 +47,10 @@ class RunWrite:
     metrics: tuple[tuple[str, float, int], ...] = ()   # (key, value, step), with params in one batch
     params: tuple[tuple[str, str], ...] = ()
     texts: tuple[tuple[str, str], ...] = ()      # (artifact path, text), e.g. a trial's error.txt
-    history: tuple[EpochRecord, ...] = ()       # -> learning_curves.png and metrics_history.csv
+    history: tuple[EpochRecord, ...] = ()       # -> metrics_history.csv
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
     model: ModelParts | None = None              # -> an MLflow PyTorch model
-    plot: bool = True                            # history -> learning_curves.png too
+    figure: bytes = b""                          # -> learning_curves.png, drawn by the caller (a PNG)
     tags: tuple[tuple[str, str], ...] = ()       # set after the files: e.g. the trial's outcome marker
     status: str = ""                             # then end the run with this status
     experiment_id: str = ""                      # the run's, when known (the model needs it)
@@ -73,7 +73,7 @@ def write_run(job: RunWrite) -> str:
         return RunLogger.start(client_for(job.tracking_uri), job.experiment_id, name=tags.pop("mlflow.runName", None),
                                tags=tags).run_id
     run = RunLogger(client_for(job.tracking_uri), job.run_id)
-    if not (job.history or job.checkpoint or job.model or job.texts):   # numbers only: one commit
+    if not (job.history or job.figure or job.checkpoint or job.model or job.texts):   # numbers only: one commit
         run.log_batch(job.metrics, params=dict(job.params), tags=dict(job.tags))
         if job.status:
             run.end(job.status)
@@ -87,10 +87,8 @@ def write_run(job: RunWrite) -> str:
                 (folder / name).write_text(text)
             if job.history:
                 (folder / "metrics_history.csv").write_text(history_csv(job.history))
-            if job.history and job.plot:
-                from mlflow_tune.reports.curves import learning_curve_png
-
-                learning_curve_png(job.history, folder / "learning_curves.png", title=job.run_id[:8])
+            if job.figure:
+                (folder / "learning_curves.png").write_bytes(job.figure)
             if job.checkpoint:
                 (folder / "checkpoints").mkdir()
                 (folder / "checkpoints" / "best_checkpoint.pt").write_bytes(job.checkpoint)

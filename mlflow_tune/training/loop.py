@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,67 +19,21 @@ import torch
 from torch import nn
 
 from mlflow_tune import interrupts
-from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
+from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import DataSplits, balanced_batches, split
-from mlflow_tune.training.evaluation import Scores, evaluate, has_auc
+from mlflow_tune.training.evaluation import evaluate, has_auc
 from mlflow_tune.training.models import Network, build_model
-from mlflow_tune.training.sanity import SanityReport, sanity_check
+from mlflow_tune.training.records import EpochRecord, TrainResult
+from mlflow_tune.training.sanity import sanity_check
 from mlflow_tune.training.selection import Selection, Tracker
 
 if TYPE_CHECKING:
-    from mlflow_tune.diagnostics.curves import Diagnosis
+    pass
 
 __all__ = ["EpochRecord", "TrainCallback", "TrainResult", "train_model"]
 
 STATUSES = ("completed", "early_stopped", "nonfinite", "stopped")
-
-
-@dataclass
-class TrainResult:
-    config: TrainConfig
-    status: str                         # one of STATUSES
-    history: list[EpochRecord]
-    model: Network                      # holds the kept checkpoint's weights
-    data: DataSplits
-    # The kept epoch (training.selection): its weights are the checkpoint and the test metrics',
-    # its val loss/accuracy are best_val_*, and `objective` is the selection's value there.
-    best_epoch: int = -1
-    best_val_loss: float = math.inf
-    best_val_accuracy: float = 0.0
-    objective: float | None = None
-    selection: Selection = field(default_factory=Selection)
-    test_loss: float = math.nan
-    test_accuracy: float = math.nan
-    test_f1: float = math.nan
-    test_balanced_accuracy: float = math.nan
-    test_auc: float | None = None       # two classes only, as val_auc
-    stop_reason: str = ""
-    sanity: SanityReport | None = None
-    seconds: float = 0.0
-    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
-    diagnosis: Diagnosis | None = None
-
-    @property
-    def n_classes(self) -> int:
-        return self.data.n_classes
-
-    def final_metrics(self) -> dict[str, float]:
-        # val_majority_rate: what best_val_accuracy must beat; logged so that a diagnosis read
-        # back from MLflow later compares with the same number as the live one.
-        out = {"best_val_loss": self.best_val_loss, "best_val_accuracy": self.best_val_accuracy,
-               "best_epoch": float(self.best_epoch), "train_seconds": self.seconds,
-               "val_majority_rate": self.data.val.majority_rate}
-        if len(self.data.test):
-            out.update(test_loss=self.test_loss, test_accuracy=self.test_accuracy, test_f1=self.test_f1,
-                       test_balanced_accuracy=self.test_balanced_accuracy)
-            if self.test_auc is not None:
-                out["test_auc"] = self.test_auc
-        return out
-
-    def set_test(self, scores: Scores) -> None:
-        self.test_loss, self.test_accuracy, self.test_f1 = scores.loss, scores.accuracy, scores.f1
-        self.test_balanced_accuracy, self.test_auc = scores.balanced_accuracy, scores.auc
 
 
 class NonFiniteLoss(Exception):

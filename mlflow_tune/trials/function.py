@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import interrupts
-from mlflow_tune.tracking.callback import diagnosis_tags
+from mlflow_tune.diagnostics.tags import diagnosis_tags
 from mlflow_tune.tracking.models import ModelParts
 from mlflow_tune.tracking.runs import TAG, finite
 from mlflow_tune.tracking.writer import RunWrite

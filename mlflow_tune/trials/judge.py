@@ -16,7 +16,8 @@ from mlflow_tune.diagnostics import diagnose, early_verdict
 from mlflow_tune.diagnostics.advice import nonconvergent_advice
 from mlflow_tune.diagnostics.curves import Curves, Diagnosis
 from mlflow_tune.diagnostics.runs import pick_keys
-from mlflow_tune.trials.records import Board, PruningCallback, TrialSpec
+from mlflow_tune.trials.pruning import PruningCallback
+from mlflow_tune.trials.records import Board, TrialSpec
 
 GUARD_WINDOW = 5   # the guard reads the first loss and the last few; see `curves`
 

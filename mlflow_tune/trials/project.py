@@ -20,7 +20,7 @@ from typing import Any
 
 from mlflow_tune import interrupts
 from mlflow_tune.diagnostics.runs import pick_keys
-from mlflow_tune.tracking.callback import diagnosis_tags
+from mlflow_tune.diagnostics.tags import diagnosis_tags
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
 from mlflow_tune.trials.judge import Judge
 from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec, best_of

@@ -1,18 +1,16 @@
 """One search trial as records: its spec, its outcome, and what a level's trials share (the board).
 
-Running a trial is `runner.run_trial`; a user's function gets a `function.Trial`.
+Running a trial is `runner.run_trial`; a user's function gets a `function.Trial`; the pruner's
+callback is `pruning.PruningCallback`. Plain records: every layer from the search loop down to
+the executors passes them around, so this module imports nothing of the package at import time.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from mlflow_tune.pruners.make import make_pruner
-from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
 
 OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
 
@@ -72,7 +70,7 @@ class TrialOutcome:
 class Board:
     """What a level's trials share: per-epoch curves (for pruning) and final losses (for top-k models).
 
-    It lives in the driver. A trial in a worker process sees it as `workers.RemoteBoard`, whose
+    It lives in the driver. A trial in a worker process sees it as `executors.pool.RemoteBoard`, whose
     calls the driver's reader threads answer here; each call is one dict operation, atomic
     under the GIL, so those threads need no lock.
     """
@@ -110,42 +108,6 @@ class Board:
         with self.lock:
             held, self.models = self.models, {}
         return [(tid, run_id, parts) for tid, (_, run_id, parts) in sorted(held.items(), key=lambda i: i[1][0])]
-
-
-class PruningCallback(TrainCallback):
-    """Publishes this trial's curve and asks the pruner, touching the (possibly shared) board
-    only when pruning is on and only fetching other trials' curves when the pruner can decide."""
-
-    def __init__(self, spec: TrialSpec, board: Board):
-        self.spec, self.board, self.reason = spec, board, ""
-        self.pruner = make_pruner(spec.pruning, warmup=spec.pruning_warmup,
-                                  min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction,
-                                  horizon=_epochs(spec))
-        self.curve: list[float] = []
-
-    def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
-        value = getattr(record, self.spec.metric)   # None: val_auc of a run that is not two-class
-        return self.observe(math.nan if value is None else value)
-
-    def observe(self, value: float) -> str | None:
-        """The next point of this trial's curve (its position is its epoch); a reason to prune, or None."""
-        if self.spec.pruning == "none":
-            return None
-        self.curve.append(self.spec.oriented(value) if math.isfinite(value) else math.inf)
-        self.board.publish(self.spec.tid, self.curve)
-        epoch = len(self.curve) - 1
-        if not self.pruner.decides_at(epoch):
-            return None
-        reason = self.pruner.prune(self.spec.tid, epoch, self.board.snapshot())
-        if reason:
-            self.reason = reason
-        return reason
-
-
-def _epochs(spec: TrialSpec) -> int | None:
-    """The epochs the trial will run (what the curve pruner extrapolates to), if known."""
-    epochs = spec.budget.get("epochs", spec.config.get("epochs"))
-    return int(epochs) if isinstance(epochs, int | float) and epochs >= 1 else None
 
 
 def worker_name() -> str:

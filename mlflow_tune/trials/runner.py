@@ -11,16 +11,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mlflow_tune import interrupts
+from mlflow_tune.diagnostics.tags import diagnosis_tags
+from mlflow_tune.reports.curves import learning_curve_bytes
 from mlflow_tune.tracking.callback import MlflowCallback
 from mlflow_tune.tracking.runs import TAG, RunLogger, RunRef, client_for, finite
 from mlflow_tune.training.config import from_mapping
 from mlflow_tune.trials.function import run_function
 from mlflow_tune.trials.project import run_project_trial
-from mlflow_tune.trials.records import Board, PruningCallback, TrialOutcome, TrialSpec, worker_name
+from mlflow_tune.trials.pruning import PruningCallback
+from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec, worker_name
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Forwarding, RunWrite, Writer
-    from mlflow_tune.training.loop import TrainResult
+    from mlflow_tune.training.records import TrainResult
 
 
 def _writer_for(spec: TrialSpec, board: Board) -> Writer | Forwarding:
@@ -66,6 +69,7 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     run = RunRef(spec.tracking_uri, spec.run_id, experiment_id=spec.experiment_id)
     tracker = MlflowCallback(run, role="trial", log_model=False, terminate=False, writer=writer,
                              plot_at_end=False, first_epoch_at_once=False, hold_end=True,
+                             figure=learning_curve_bytes, diagnosis_tags=diagnosis_tags,
                              extra_tags={TAG + "trial": str(spec.tid), TAG + "worker": worker_name(),
                                                  "mlflow.runName": spec.run_name})
     try:
@@ -81,7 +85,7 @@ def _train_in_process(spec: TrialSpec, writer: Writer | Forwarding, board: Board
     assert tracker.held is not None
     # One job for the whole end of the trial: its last epochs and files, then the outcome.
     held, tracker.held = tracker.held, None
-    writer.submit(replace(held, metrics=held.metrics + last.metrics, plot=last.plot,
+    writer.submit(replace(held, metrics=held.metrics + last.metrics,
                           tags=held.tags + last.tags, status=last.status))
     return outcome
 
@@ -114,7 +118,7 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     # The outcome tag marks a trial as done for --resume, so it is written last, with the status:
     # a trial whose writes were lost (kill -9) is re-run rather than left half-written.
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
-    last = RunWrite(spec.tracking_uri, spec.run_id, plot=False, tags=done,
+    last = RunWrite(spec.tracking_uri, spec.run_id, tags=done,
                     metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
                     status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),

@@ -12,7 +12,8 @@ from mlflow_tune.pruners.curve import CurvePruner
 from mlflow_tune.pruners.curvefit import fit_at
 from mlflow_tune.pruners.make import make_pruner
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.trials.records import Board, PruningCallback, TrialSpec
+from mlflow_tune.trials.pruning import PruningCallback
+from mlflow_tune.trials.records import Board, TrialSpec
 
 EPOCHS = 30
 

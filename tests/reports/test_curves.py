@@ -13,8 +13,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from mlflow_tune.reports.curves import learning_curve_figure, learning_curve_png
-from mlflow_tune.training.callbacks import EpochRecord
+from mlflow_tune.reports.curves import learning_curve_bytes, learning_curve_figure, learning_curve_png
+from mlflow_tune.training.records import EpochRecord
 
 SIZE = (720, 272)
 
@@ -99,7 +99,7 @@ def test_learning_curve_png_is_a_png_of_the_expected_size(tmp_path: Path, name: 
 
 
 def test_figures_drawn_from_threads_at_once(tmp_path: Path) -> None:
-    # the writer draws from its own thread; figures share no state, so concurrent ones are whole
+    # trials in threads and `train` runs may draw at once; figures share no state, so concurrent ones are whole
     with ThreadPoolExecutor(4) as pool:
         paths = list(pool.map(lambda i: learning_curve_png(twenty_epochs(), tmp_path / f"{i}.png"), range(8)))
     for path in paths:
@@ -112,5 +112,18 @@ def test_does_not_use_pyplot(tmp_path: Path) -> None:
     # pyplot's figure registry is global state; a fresh process shows whether drawing pulls it in
     code = ("import sys; from mlflow_tune.reports.curves import learning_curve_png; "
             f"learning_curve_png([], {str(tmp_path / 'x.png')!r}); print('matplotlib.pyplot' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_the_bytes_are_the_png_the_file_holds(tmp_path: Path) -> None:
+    # what `train` hands the writer for learning_curves.png is the same picture as the file form
+    history = twenty_epochs()
+    assert learning_curve_bytes(history, "t") == learning_curve_png(history, tmp_path / "x.png", "t").read_bytes()
+
+
+def test_importing_the_module_loads_no_matplotlib() -> None:
+    # a trial's runner and `train` take learning_curve_bytes at start-up; most trials never draw
+    code = "import sys; import mlflow_tune.reports.curves; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import pytest
 
 from mlflow_tune.config.tunefile import parse_tune_config
 from mlflow_tune.stages.importance import importance
-from mlflow_tune.study.stages import plan_stage
+from mlflow_tune.stages.plan import plan_stage
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.trials.records import TrialOutcome
 

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from mlflow_tune.config.tunefile import TuneConfig, load_tune_file, parse_tune_config
 from mlflow_tune.registry.trials import find_trials
-from mlflow_tune.study.stages import plan_stage, top_trials
+from mlflow_tune.stages.plan import plan_stage, top_trials
 from mlflow_tune.study.study import search
 from mlflow_tune.study.summary import retrain_table, retrain_winner
 from mlflow_tune.tracking.runs import child_runs

@@ -8,8 +8,8 @@ from typing import Any
 from mlflow_tune.config.space_yaml import parse_space
 from mlflow_tune.config.tunefile import parse_tune_config
 from mlflow_tune.samplers.suggester import Suggester
+from mlflow_tune.stages.plan import plan_stage
 from mlflow_tune.stages.warm import warm_points
-from mlflow_tune.study.stages import plan_stage
 from mlflow_tune.trials.records import TrialOutcome
 
 SPACE = {"lr": {"loguniform": [1e-4, 1.0]}, "hidden_units": {"logint": [16, 256]},

@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from mlflow import MlflowClient
 
+from mlflow_tune.reports.curves import learning_curve_bytes
 from mlflow_tune.tracking.callback import MlflowCallback, run_status
 from mlflow_tune.tracking.runs import RunLogger, ensure_experiment, finite, resolve_tracking_uri
 from mlflow_tune.tracking.writer import RunWrite, Writer
@@ -75,7 +76,8 @@ def test_curves_refreshed_while_training(tracking_uri: str) -> None:
             jobs.append(job)
             return super().submit(job)
 
-    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0, writer=Recording("here"))
+    tracker = MlflowCallback(run, log_model=False, plot_every_seconds=0.0, writer=Recording("here"),
+                             figure=learning_curve_bytes)
     train_model(TrainConfig(epochs=3, hidden_units=16, num_threads=1), [tracker])
     # every epoch with period 0 (curves only), then once more at the end with checkpoint and status
     drawn = [j for j in jobs if j.history]

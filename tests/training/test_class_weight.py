@@ -10,10 +10,11 @@ import pytest
 import torch
 from sklearn.metrics import recall_score
 
-from mlflow_tune.training.callbacks import EpochRecord, TrainCallback
+from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import DataSplits, split
 from mlflow_tune.training.loop import class_weights, train_model
+from mlflow_tune.training.records import EpochRecord
 
 CPU = torch.device("cpu")
 

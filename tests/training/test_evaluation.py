@@ -12,11 +12,12 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from mlflow_tune.training.callbacks import EPOCH_METRICS, TWO_CLASS_METRICS, EpochRecord, TrainCallback
+from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.data import DataSplits
 from mlflow_tune.training.evaluation import class_scores, has_auc
 from mlflow_tune.training.loop import TrainResult, train_model
+from mlflow_tune.training.records import EPOCH_METRICS, TWO_CLASS_METRICS, EpochRecord
 
 
 def cfg(**overrides: Any) -> TrainConfig:

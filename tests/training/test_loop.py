@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from mlflow_tune.diagnostics.guard import DiagnosisGuard
-from mlflow_tune.training.callbacks import EPOCH_METRICS, EpochRecord, TrainCallback
+from mlflow_tune.training.callbacks import TrainCallback
 from mlflow_tune.training.config import TrainConfig
 from mlflow_tune.training.loop import TrainResult, plateau_decay, train_model
+from mlflow_tune.training.records import EPOCH_METRICS, EpochRecord
 from mlflow_tune.training.sanity import SanityReport
 
 
