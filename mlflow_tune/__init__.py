@@ -15,7 +15,7 @@ _LAZY = {
     "TrainOutcome": "mlflow_tune.api",
     "search": "mlflow_tune.study.study",
     "SearchOutcome": "mlflow_tune.study.study",
-    "optimize": "mlflow_tune.study.study",
+    "optimize": "mlflow_tune.cli.optimize",
     "Trial": "mlflow_tune.trials.function",
     "TrialPruned": "mlflow_tune.trials.function",
     "load_tune_file": "mlflow_tune.config.tunefile",

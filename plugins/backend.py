@@ -87,6 +87,8 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         from mlflow.projects.utils import fetch_and_validate_project, get_or_create_run, load_project
         from mlflow_tune_plugins.experiment import declared_experiment, named_by_user
 
+        from mlflow_tune.cli.progress import default_listener
+        from mlflow_tune.cli.search import print_search
         from mlflow_tune.study.study import search
         from mlflow_tune.tracking.runs import TAG, RunLogger, client_for, ensure_experiment
         from mlflow_tune.training.config import ConfigError
@@ -112,18 +114,20 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         parent = RunLogger(client, active.info.run_id, experiment_id=str(experiment_id))
         parent.set_tags({TAG + "role": "search", "mlflow.runName":
                          f"search {tune.search.algo} {Path(work_dir).name}:{entry_point}"})
-        outcome = search(tune, tracking_uri=tracking_uri, parent_run_id=parent.run_id)
-        if outcome.trials:
-            _report(client, parent.run_id)
+        # `mlflow run` shows what `mlflow-tune search` shows: progress on stderr, then the summary
+        outcome = search(tune, tracking_uri=tracking_uri, parent_run_id=parent.run_id, listener=default_listener())
+        page = _report(client, parent.run_id) if outcome.trials and not outcome.interrupted else None
+        print_search(outcome, page, err=True)
         return DoneRun(parent.run_id, not outcome.interrupted)
 
 
-def _report(client: Any, run_id: str) -> None:
+def _report(client: Any, run_id: str) -> Path | None:
     """report.html on the search run, as `mlflow-tune search` leaves it; a failure is logged, not
     fatal: the search itself is done and recorded."""
     from mlflow_tune.reports.html import write_report
 
     try:
-        write_report(client, run_id, Path("reports") / run_id)
+        return write_report(client, run_id, Path("reports") / run_id)
     except Exception as exc:
         logging.getLogger(__name__).warning("report.html not written: %s: %s", type(exc).__name__, exc)
+        return None

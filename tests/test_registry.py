@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from mlflow_tune.config.tunefile import parse_tune_config
-from mlflow_tune.registry import _Trial, check_alias, choose, decide, predict, promote
+from mlflow_tune.registry import PassedOver, _Trial, check_alias, choose, decide, predict, promote
 from mlflow_tune.registry.promotion import logged_test_metrics
 from mlflow_tune.study.study import SearchOutcome, search
 from mlflow_tune.training.config import ConfigError
@@ -219,3 +219,12 @@ def test_mlproject_promote_entry_point() -> None:
     assert entry["parameters"]["alias"]["default"] == "champion"
     assert entry["command"] == ("python -m mlflow_tune.cli promote {parent_run_id} "
                                 "--model-name {model_name} --alias {alias}")
+
+
+def test_passed_over_trials_are_one_line_per_reason() -> None:
+    from mlflow_tune.cli.promote import passed_over_lines
+
+    passed = [PassedOver(f"r{t}", t, "pruned") for t in range(12, 0, -1)] + [PassedOver("r20", 20, "overfit")]
+    lines = passed_over_lines(passed)
+    assert lines == ["  passed over 12 trials (pruned): 1, 2, 3, 4, 5, 6, 7, 8 and 4 more",
+                     "  passed over trial 20 (run r20): overfit"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlflow_tune.cli.common import TrackingUri, user_errors
+
+if TYPE_CHECKING:
+    from mlflow_tune.registry.trials import PassedOver
 
 
 @user_errors
@@ -38,8 +42,8 @@ def promote(
                + (" (as its run logged them)" if res.compared else ""))
     if res.note:
         typer.echo(f"  note: {res.note}")
-    for p in res.passed_over:
-        typer.echo(f"  passed over trial {p.trial} (run {p.run_id}): {p.reason}")
+    for line in passed_over_lines(res.passed_over):
+        typer.echo(line)
     state = "registered as" if res.created else "already registered as"
     typer.echo(f"{state} {res.model_name} version {res.version}")
     if res.incumbent_metrics:
@@ -50,3 +54,22 @@ def promote(
     typer.echo(f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}@{res.alias}")'
                if res.alias_moved or res.incumbent_version == res.version else
                f'  load it with: mlflow.pyfunc.load_model("models:/{res.model_name}/{res.version}")')
+
+
+SHOWN = 8   # trial numbers listed per reason; --json has them all
+
+
+def passed_over_lines(passed: Sequence[PassedOver]) -> list[str]:
+    """One line per reason (a search of 30 trials passes over most of them for being pruned)."""
+    by_reason: dict[str, list[PassedOver]] = {}
+    for p in passed:
+        by_reason.setdefault(p.reason, []).append(p)
+    lines = []
+    for reason, trials in by_reason.items():
+        if len(trials) == 1:
+            lines.append(f"  passed over trial {trials[0].trial} (run {trials[0].run_id}): {reason}")
+            continue
+        numbers = ", ".join(str(p.trial) for p in sorted(trials, key=lambda p: p.trial)[:SHOWN])
+        more = f" and {len(trials) - SHOWN} more" if len(trials) > SHOWN else ""
+        lines.append(f"  passed over {len(trials)} trials ({reason}): {numbers}{more}")
+    return lines

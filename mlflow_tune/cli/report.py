@@ -42,7 +42,7 @@ def print_table(data: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{data.name or 'search'} {data.run_id}: {len(data.rows)} trials", title_justify="left")
+    table = Table(title=f"{data.name or 'search'} {data.run_id}: {data.trial_count()}", title_justify="left")
     for column in ("trial", "stage", "outcome", data.metric, "diagnosis", *data.names, "advice"):
         table.add_column(column, overflow="fold")
     sign = 1 if data.mode == "min" else -1

@@ -36,7 +36,8 @@ def search(
     pruning: Annotated[str | None, typer.Option(help="Pruner of unpromising trials.", metavar=choices(PRUNERS),
                                                 show_default=FROM_FILE)] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    no_progress: Annotated[int | None, typer.Option(help="Stop after N trials without improvement.")] = None,
+    no_progress: Annotated[int | None, typer.Option(
+        "--patience", "--no-progress", help="Stop after N trials in a row without a new best (no_progress).")] = None,
     target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the search algorithm.")] = None,
     project: Annotated[str | None, typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
@@ -64,7 +65,10 @@ def search(
     from mlflow_tune.study.study import StoreLost
     from mlflow_tune.study.study import search as run_search
 
-    again = f"mlflow-tune search --config {shlex.quote(str(config))} --resume "
+    # A resumed search keeps its own settings (its params); where its trials ran is this invocation's.
+    how = {"--parallel": parallel, "--backend": backend, "--spark-master": spark_master}
+    again = (f"mlflow-tune search --config {shlex.quote(str(config))}"
+             + "".join(f" {k} {shlex.quote(str(v))}" for k, v in how.items() if v is not None) + " --resume ")
     with json_stdout(json_output) as out:
         try:
             outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume,
@@ -103,23 +107,27 @@ def search_report(outcome: Any) -> Path | None:
         return None
 
 
-def print_search(outcome: Any, page: Path | None = None) -> None:
+def print_search(outcome: Any, page: Path | None = None, err: bool = False) -> None:
+    """The search's summary: on stdout for the CLI, on stderr (`err`) beside a caller's own output."""
     from mlflow_tune.study.note import ordered_counts
 
+    def echo(text: str) -> None:
+        typer.echo(text, err=err)
+
     counts = ", ".join(f"{v} {k}" for k, v in ordered_counts(outcome.counts))
-    typer.echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
-               f"stopped by {outcome.stopped_by}")
+    echo(f"search run {outcome.parent_run_id}: {outcome.counts.get('trials', 0)} trials ({counts}); "
+         f"stopped by {outcome.stopped_by}")
     best = outcome.best
     if best is None:
-        typer.echo("  no trial produced a result")
+        echo("  no trial produced a result")
     else:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in outcome.best_metrics.items())
-        typer.echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
-        typer.echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+        echo(f"  best trial {best.tid}: run {best.run_id} ({metrics})")
+        echo("  params: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
     if outcome.winner:   # a final retrain: the configuration won on its mean over seeds
         w = outcome.winner
-        typer.echo(f"  retrain winner (best mean over {w['seeds']} seeds): objective {w['mean']:.4g} "
-                   f"+- {w['std']:.2g}; runs {', '.join(w['run_ids'])}")
+        echo(f"  retrain winner (best mean over {w['seeds']} seeds): objective {w['mean']:.4g} "
+             f"+- {w['std']:.2g}; runs {', '.join(w['run_ids'])}")
     if page is not None:
-        typer.echo(f"  report: {page} (also in the run's artifacts)")
-    typer.echo(ui_hint(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id))
+        echo(f"  report: {page} (also in the run's artifacts)")
+    echo(ui_hint(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id))

@@ -193,7 +193,10 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     falling = progress >= rules.PROGRESS_FALLING and drop >= rules.FALL_SHARE
     seen = len(falling_series or c.train_accuracy)
     early = planned_epochs is not None and seen < rules.JUDGMENT_POINT * planned_epochs
-    prog_ev = f"progress P5 {progress:.0f} per mille" if falling_series else "no loss curve"
+    # Prechelt's P5 in words: per mille above the strip's minimum is a tenth of a percent
+    strip = min(5, len(falling_series)) if falling_series else 0
+    prog_ev = (f"loss of the last {strip} epochs {progress / 10:.3g}% above their lowest" if falling_series
+               else "no loss curve")
     epochs = adv.num(ctx.params, "epochs")
     if ratio >= 1.0:
         detail = "still_improving" if falling or early else "high_bias"

@@ -21,6 +21,7 @@ class AshaPruner:
 
     min_epochs: int = 1
     reduction: int = 3
+    sign: float = 1.0   # in messages: -1 shows a maximised metric (negated in the curves) as logged
 
     def __post_init__(self) -> None:
         if self.min_epochs < 1 or self.reduction < 2:
@@ -47,7 +48,7 @@ class AshaPruner:
         keep = max(1, len(values) // self.reduction)
         mine = best_until(curves[tid], epoch)
         if mine > values[keep - 1]:
-            return f"pruned by ASHA at rung epoch {epoch + 1}: {mine:.4g} not in the top {keep} " \
+            return f"pruned by ASHA after {epoch + 1} epochs: {self.sign * mine:.4g} not in the top {keep} " \
                    f"of {len(values)} trials"
         return None
 
@@ -82,6 +83,7 @@ class HyperbandPruner:
     min_epochs: int = 1
     max_epochs: int | None = None
     reduction: int = 3
+    sign: float = 1.0
 
     def __post_init__(self) -> None:
         if self.min_epochs < 1 or self.reduction < 2 or (self.max_epochs is not None and self.max_epochs < 1):
@@ -91,10 +93,11 @@ class HyperbandPruner:
     def brackets(self) -> list[AshaPruner]:
         """At most MAX_BRACKETS that prune, then one whose first rung is the last epoch (it never prunes)."""
         if self.max_epochs is None:
-            return [AshaPruner(self.min_epochs, self.reduction)]
-        pruning = [AshaPruner(self.min_epochs * self.reduction ** b, self.reduction) for b in range(MAX_BRACKETS)
+            return [AshaPruner(self.min_epochs, self.reduction, self.sign)]
+        pruning = [AshaPruner(self.min_epochs * self.reduction ** b, self.reduction, self.sign)
+                   for b in range(MAX_BRACKETS)
                    if self.min_epochs * self.reduction ** b < self.max_epochs]
-        return [*pruning, AshaPruner(self.max_epochs, self.reduction)]
+        return [*pruning, AshaPruner(self.max_epochs, self.reduction, self.sign)]
 
     def weights(self) -> tuple[int, ...]:
         """Trials per bracket in one Hyperband round: ceil(s_max+1 / (s+1) * reduction**s), s = s_max - b."""

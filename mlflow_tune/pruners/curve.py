@@ -34,6 +34,7 @@ class CurvePruner:
     horizon: int | None = None
     margin: float = 0.1
     behind_only: bool = True
+    sign: float = 1.0   # in messages: -1 shows a maximised metric (negated in the curves) as logged
 
     def __post_init__(self) -> None:
         if self.min_epochs < 3 or (self.horizon is not None and self.horizon < 1) or self.margin < 0:
@@ -65,6 +66,6 @@ class CurvePruner:
             return None
         optimistic = min(min(p - 2 * s for p, s in fits) - slack, best_until(mine, epoch))
         if optimistic > best:
-            return f"pruned by learning curve at epoch {epoch}: at best {optimistic:.4g} by epoch " \
-                   f"{horizon}, worse than {best:.4g} of {len(finished)} finished trials"
+            return f"pruned by learning curve after {epoch + 1} epochs: at best {self.sign * optimistic:.4g} " \
+                   f"by {horizon} epochs, worse than {self.sign * best:.4g} of {len(finished)} finished trials"
         return None

@@ -39,6 +39,7 @@ class MedianPruner:
 
     warmup: int = 2
     min_trials: int = 3
+    sign: float = 1.0   # in messages: -1 shows a maximised metric (negated in the curves) as logged
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_trials < 1:
@@ -58,6 +59,6 @@ class MedianPruner:
         median = statistics.median(others)
         mine = best_until(curves[tid], epoch)
         if mine > median:
-            return f"pruned by median rule at epoch {epoch}: {mine:.4g} worse than median {median:.4g} " \
-                   f"of {len(others)} trials"
+            return f"pruned by median rule after {epoch + 1} epochs: {self.sign * mine:.4g} worse than " \
+                   f"median {self.sign * median:.4g} of {len(others)} trials"
         return None

@@ -57,6 +57,12 @@ class SearchData:
     stopped_by: str
     note: str
 
+    def trial_count(self) -> str:
+        """The trials as the search's summary counts them: a run interrupted mid-trial (and
+        replaced by a new trial on `--resume`) is not one of them, so it is named apart."""
+        stopped = sum(r.outcome == "interrupted" for r in self.rows)
+        return f"{len(self.rows) - stopped} trials" + (f" (+{stopped} interrupted)" if stopped else "")
+
 
 def _spaces(params: dict[str, str]) -> dict[str, str]:
     return {k[len("space."):]: v for k, v in params.items() if k.startswith("space.")}

@@ -123,7 +123,7 @@ def render(data: SearchData, ui_base: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(data.name or "search")} report</title><style>{STYLE}</style></head>
 <body><h1>{e(data.name or "Search")}</h1><p class="muted">search run <code>{e(data.run_id)}</code></p>
-<p><b>{headline}</b> ({len(data.rows)} trials, objective {e(data.metric)}, {e(data.mode)};
+<p><b>{headline}</b> ({data.trial_count()}, objective {e(data.metric)}, {e(data.mode)};
 stopped by {e(data.stopped_by or "-")}).</p>
 {sections}{_stages(data)}{_table(data, ui_base)}
 <script type="application/json" id="trials">{payload}</script>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mlflow_tune.trials.records import TrialOutcome
@@ -10,7 +11,8 @@ from mlflow_tune.trials.records import TrialOutcome
 class SearchListener:
     """Events of a search; the default does nothing."""
 
-    def search_started(self, name: str, max_trials: int) -> None:
+    def search_started(self, name: str, max_trials: int, restored: Sequence[TrialOutcome] = ()) -> None:
+        """A search (or stage) of `max_trials` starts; `restored`: its trials already done (a resume)."""
         return None
 
     def trial_started(self, tid: int, params: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ from mlflow_tune.trials.naming import compact
 STATUSES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
 DIAGNOSES = ("healthy", "underfit", "overfit", "nonconvergent", "unknown")
 STOPS = {"max_trials": "the trial budget (max_trials) was used up", "timeout": "the time limit was reached",
-         "no_progress": "no improvement for no_progress trials", "target": "the target objective was reached",
+         "no_progress": "no new best for no_progress (patience) trials in a row",
+         "target": "the target objective was reached",
          "grid_exhausted": "every grid point was tried", "stages_done": "every stage ran",
          "interrupted": "it was interrupted", "error": "a trial found the search itself broken", "done": "done"}
 

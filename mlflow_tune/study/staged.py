@@ -46,7 +46,7 @@ def run_stages(tune: TuneConfig, parent: RunLogger, experiment_id: str, tracking
         run, restored, last_tid = _open_stage(parent, experiment_id, index, stage, plan, existing, settings,
                                                  len(tune.stages))
         listener.search_started(stage.name, len(plan.points) if plan.points else
-                                planned_trials(plan.space, settings.algo, stage_budget(stage)))
+                                planned_trials(plan.space, settings.algo, stage_budget(stage)), restored)
         for reason in plan.reasons:
             listener.message(f"[{stage.name}] {reason}")
         if run.status() == "FINISHED":

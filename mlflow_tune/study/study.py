@@ -10,6 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import faults, interrupts
+from mlflow_tune.config.settings import DEFAULT_ALGO, SearchSettings, coerce_section
+from mlflow_tune.config.space_yaml import parse_space
+from mlflow_tune.config.tunefile import TuneConfig, parse_stages
 from mlflow_tune.executors.local import start_workers_ahead
 from mlflow_tune.executors.spark import check_spark
 from mlflow_tune.samplers.suggester import planned_trials
@@ -22,6 +25,7 @@ from mlflow_tune.study.driver import (
 )
 from mlflow_tune.study.level import Level, LevelResult
 from mlflow_tune.study.listener import SearchListener
+from mlflow_tune.study.resume import resumed_settings
 from mlflow_tune.study.summary import SearchOutcome, summarise, trials_csv
 from mlflow_tune.tracking.runs import (
     TAG,
@@ -39,9 +43,6 @@ from mlflow_tune.trials.naming import search_name
 
 if TYPE_CHECKING:
     from mlflow_tune.trials.function import Trial
-from mlflow_tune.config.settings import DEFAULT_ALGO, SearchSettings, coerce_section
-from mlflow_tune.config.space_yaml import parse_space
-from mlflow_tune.config.tunefile import TuneConfig, parse_stages
 
 
 class StoreLost(RuntimeError):
@@ -67,6 +68,11 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     listener = listener or SearchListener()
     uri = resolve_tracking_uri(tracking_uri)
     check_server(uri)   # a server that does not answer: one line, before anything starts
+    resumed: Any = None
+    changed: list[str] = []
+    if resume:   # a bad id is refused before any worker starts; the search keeps its own settings
+        resumed = check_resumable(client_for(tracking_uri), resume)
+        tune, changed = resumed_settings(resumed, tune)
     preflight(tune)
     if tune.search.executor == "spark":   # refused before any worker or session starts
         check_spark(tune.search.spark_master, uri)
@@ -77,10 +83,12 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     check_access(client)
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
-        parent, experiment_id = _open_parent(client, tune, resume, parent_run_id, writer)
+        parent, experiment_id = _open_parent(client, tune, resumed, parent_run_id, writer)
         # Said first, so that even after a kill -9 the terminal holds the id `--resume` needs.
         listener.message(f"search run {parent.run_id} {'resumed' if resume else 'started'}; "
                          "--resume it if it stops")   # one id: the line fits 80 columns
+        if changed:
+            listener.message("resumed with the search's own settings: " + "; ".join(changed))
         result: LevelResult | None = None
         try:
             faults.point("setup-logged")
@@ -118,14 +126,13 @@ def _unreachable(exc: BaseException) -> bool:
                                    "API request to", "NewConnectionError"))
 
 
-def _open_parent(client: Any, tune: TuneConfig, resume: str | None, parent_run_id: str | None,
+def _open_parent(client: Any, tune: TuneConfig, resumed: Any, parent_run_id: str | None,
                  writer: Writer | None) -> tuple[RunLogger, str]:
-    if resume:
-        run = check_resumable(client, resume)
-        parent = RunLogger(client, resume)
-        client.update_run(resume, status="RUNNING")
+    if resumed is not None:   # the parent run, checked resumable
+        parent = RunLogger(client, resumed.info.run_id)
+        client.update_run(parent.run_id, status="RUNNING")
         parent.set_tags({TAG + "resumed": "true"})
-        return parent, str(run.info.experiment_id)
+        return parent, str(resumed.info.experiment_id)
     if parent_run_id or os.environ.get("MLFLOW_RUN_ID"):
         parent = RunLogger(client, parent_run_id or os.environ["MLFLOW_RUN_ID"])
         experiment_id = str(client.get_run(parent.run_id).info.experiment_id)
@@ -153,7 +160,8 @@ def _run(tune: TuneConfig, parent: RunLogger, experiment_id: str, client: Any, l
         return run_stages(tune, parent, experiment_id, client.tracking_uri, listener, resumed=resumed)
     restored, last_tid = restore_trials(client, experiment_id, parent.run_id, tune.space.names,
                                         tune.search) if resumed else ([], -1)
-    listener.search_started("search", planned_trials(tune.space, tune.search.algo, tune.search.max_trials))
+    listener.search_started("search", planned_trials(tune.space, tune.search.algo, tune.search.max_trials),
+                            restored)
     level = Level(parent, experiment_id, client.tracking_uri, tune.space, dict(tune.train),
                   tune.search, tune.search.max_trials, restored=restored, last_tid=last_tid,
                   objective=tune.objective, search_run_id=parent.run_id, curve_keys=dict(tune.curves))

@@ -82,6 +82,8 @@ def summarise(parent: RunLogger, result: LevelResult, experiment_id: str, metric
     if best is not None:
         child = parent.client.get_run(best.run_id).data
         best_metrics = {k: child.metrics[k] for k in SUMMARY_METRICS if k in child.metrics}
+        if set(best_metrics) <= {"objective"}:   # a user's function or project: its own metrics, as last reported
+            best_metrics.update({k: v for k, v in sorted(child.metrics.items()) if k not in ("objective", "loss")})
         metrics.update(finite(best_metrics))
         tags[TAG + "best_run_id"] = best.run_id
         tags[TAG + "best_trial"] = str(best.tid)

@@ -17,9 +17,10 @@ class PruningCallback(TrainCallback):
 
     def __init__(self, spec: TrialSpec, board: Board):
         self.spec, self.board, self.reason = spec, board, ""
+        self.epochs = _epochs(spec)
         self.pruner = make_pruner(spec.pruning, warmup=spec.pruning_warmup,
                                   min_trials=spec.min_trials_for_pruning, reduction=spec.asha_reduction,
-                                  horizon=_epochs(spec))
+                                  horizon=self.epochs, sign=-1.0 if spec.mode == "max" else 1.0)
         self.curve: list[float] = []
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
@@ -33,7 +34,8 @@ class PruningCallback(TrainCallback):
         self.curve.append(self.spec.oriented(value) if math.isfinite(value) else math.inf)
         self.board.publish(self.spec.tid, self.curve)
         epoch = len(self.curve) - 1
-        if not self.pruner.decides_at(epoch):
+        # Stopping after the last epoch saves nothing and would mark a finished trial pruned.
+        if (self.epochs is not None and epoch + 1 >= self.epochs) or not self.pruner.decides_at(epoch):
             return None
         reason = self.pruner.prune(self.spec.tid, epoch, self.board.snapshot())
         if reason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -197,7 +198,7 @@ def test_underfit_still_improving_says_train_longer_first() -> None:
     c = Curves(train_loss=[2.3, 2.0, 1.8, 1.6, 1.4, 1.2], val_loss=[2.3, 2.0, 1.8, 1.6, 1.4, 1.2])
     d = diagnose(c, n_classes=10, params={"epochs": 6})
     assert (d.label, d.detail) == ("underfit", "still_improving")
-    assert d.advice[0] == "train longer: epochs 6 -> 12" and "P5" in d.evidence
+    assert d.advice[0] == "train longer: epochs 6 -> 12" and "% above their lowest" in d.evidence
 
 
 def test_underfit_depends_on_chance_level_not_one_accuracy() -> None:
@@ -328,3 +329,12 @@ def test_rule_helpers() -> None:
     assert training_progress([2.0, 1.0]) == pytest.approx(500.0)
     assert oscillations([0, 1, 0, 1, 0, 1, 0], amplitude=0.5) == 2
     assert oscillations([0, 1, 0, 1, 0, 1, 0], amplitude=1.5) == 0
+
+
+def test_the_evidence_says_how_much_the_loss_still_moves_in_words() -> None:
+    falling = [2.0, 1.6, 1.3, 1.1, 0.9, 0.75, 0.62, 0.5]
+    c = Curves(train_loss=falling, val_loss=[v + 0.05 for v in falling],
+               train_accuracy=[0.5 + 0.05 * i for i in range(8)], val_accuracy=[0.48 + 0.05 * i for i in range(8)])
+    d = diagnose(c, n_classes=10)
+    assert "per mille" not in d.evidence and "P5" not in d.evidence
+    assert re.search(r"loss of the last 5 epochs [\d.]+% above their lowest", d.evidence), d.evidence

@@ -68,6 +68,10 @@ def test_a_foreign_project_is_searched_as_nested_trials_and_its_own_runs_are_lin
         assert len(own) == 1 and own[0].data.tags["mlflow_tune.search_run_id"] == parent.info.run_id
         assert own[0].data.tags["mlflow_tune.trial"] == trial.data.tags[TAG + "trial"]
     assert parent.data.tags[TAG + "best_run_id"] in {t.info.run_id for t in trials}
+    # not silent: progress, then the summary `mlflow-tune search` prints, and the report on the parent
+    assert "trial 0: " in done.stderr and "[search] 3/3 done" in done.stderr, done.stderr[-2000:]
+    assert f"search run {parent.info.run_id}: 3 trials" in done.stderr
+    assert "report.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ SLOW = negated(accuracy(0.95, 0.10, 0.08, 8))                  # 0.50 at epoch 8
 
 def test_a_clearly_hopeless_curve_is_stopped() -> None:
     reason = CurvePruner(4, EPOCHS).prune(1, 5, {0: FINISHED, 1: HOPELESS})
-    assert reason is not None and "learning curve" in reason and "epoch 5" in reason
+    assert reason is not None and "learning curve" in reason and "after 6 epochs" in reason   # epoch index 5
 
 
 def test_three_points_are_enough_to_stop_the_hopeless_and_keep_the_slow_starter() -> None:
@@ -127,3 +127,17 @@ def test_curve_is_a_valid_choice_and_named_in_the_error() -> None:
         SearchSettings(pruning="curves")
     with pytest.raises(ValueError, match="min_epochs"):
         CurvePruner(2, EPOCHS)
+
+
+def test_no_trial_is_pruned_after_its_last_epoch() -> None:
+    # stopping after the last epoch saves nothing, and would call a finished trial pruned
+    board = Board()
+    for tid in range(3):
+        others = PruningCallback(TrialSpec(tid, f"run{tid}", "", {"epochs": 3}, {}, pruning="median"), board)
+        assert all(others.observe(v) is None for v in (1.0, 0.5, 0.2))
+    worst = PruningCallback(TrialSpec(3, "run3", "", {"epochs": 3}, {}, pruning="median",
+                                      pruning_warmup=0), board)
+    assert worst.observe(1.5) is not None                           # before its last epoch: pruned
+    last = PruningCallback(TrialSpec(4, "run4", "", {"epochs": 2}, {}, pruning="median", pruning_warmup=1),
+                           board)
+    assert [last.observe(v) for v in (1.5, 1.4)] == [None, None]     # its 2nd epoch is its last

@@ -19,7 +19,7 @@ def test_best_until_ignores_nan_and_later_epochs() -> None:
 def test_median_prunes_a_trial_worse_than_the_median_of_earlier_trials() -> None:
     curves = {0: GOOD, 1: [2.1, 1.1, 0.6], 2: [1.9, 0.9, 0.4], 3: [2.3, 2.3]}
     reason = MedianPruner(warmup=1, min_trials=3).prune(3, 1, curves)
-    assert reason is not None and "median" in reason and "epoch 1" in reason
+    assert reason is not None and "median" in reason and "after 2 epochs" in reason   # epoch index 1
 
 
 def test_median_keeps_a_good_trial() -> None:
@@ -122,3 +122,15 @@ def test_hyperband_as_a_tune_file_setting() -> None:
     assert SearchSettings(pruning="hyperband").pruning == "hyperband"
     with pytest.raises(ConfigError, match=r"hyperbnd.*did you mean 'hyperband'"):
         SearchSettings(pruning="hyperbnd")
+
+
+@pytest.mark.parametrize("name", ["median", "asha"])
+def test_a_reason_shows_a_maximised_metric_as_it_was_logged(name: str) -> None:
+    # curves hold accuracies negated (lower is better); the reason must read 0.41, not -0.41
+    accuracies = {0: [0.90, 0.95], 1: [0.91, 0.96], 2: [0.89, 0.94], 3: [0.40, 0.41]}
+    curves = {t: [-v for v in c] for t, c in accuracies.items()}
+    pruner = make_pruner(name, warmup=1, min_trials=3, reduction=2, horizon=8, sign=-1.0)
+    reason = pruner.prune(3, 1, curves)
+    assert reason is not None and "0.41" in reason and "-0." not in reason, reason
+    assert "after 2 epochs" in reason, reason
+    assert {b.sign for b in make_pruner("hyperband", horizon=8, sign=-1.0).brackets()} == {-1.0}

@@ -89,7 +89,8 @@ def _kids(client: MlflowClient, out: mt.SearchOutcome) -> dict[int, Any]:
 
 
 @pytest.mark.slow
-def test_a_users_pytorch_function_tuned_with_tpe_in_two_workers(tracking_uri: str, user_module: Path) -> None:
+def test_a_users_pytorch_function_tuned_with_tpe_in_two_workers(tracking_uri: str, user_module: Path,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
     import usertrain
 
     out = mt.optimize(usertrain.fit, SPACE, metric="val_f1", mode="max", algo="tpe", max_trials=7,
@@ -123,6 +124,11 @@ def test_a_users_pytorch_function_tuned_with_tpe_in_two_workers(tracking_uri: st
     probabilities = mlflow.pyfunc.load_model(uri).predict(np.zeros((2, 64), dtype=np.float32))
     assert probabilities.shape == (2, 10)
     assert client.get_run(out.parent_run_id).data.tags[TAG + "best_run_id"] == run.info.run_id
+    # the route shows what `mlflow-tune search` shows and leaves the same report on the parent
+    err = capfd.readouterr().err
+    assert "trial 0: " in err and "[search] 7/7 done" in err and f"search run {out.parent_run_id}: 7 trials" in err
+    assert "report.html" in {a.path for a in client.list_artifacts(out.parent_run_id)}
+    assert "val_f1" in out.best_metrics and "val_f1" in client.get_run(out.parent_run_id).data.metrics
     # promotion: the best eligible trial with a logged model, with exactly the metrics its run logged
     promoted = mt.promote(out.parent_run_id, "user-digits", allow=("underfit", "overfit"))
     assert promoted.version == "1" and promoted.alias_moved
