@@ -228,3 +228,14 @@ def test_passed_over_trials_are_one_line_per_reason() -> None:
     lines = passed_over_lines(passed)
     assert lines == ["  passed over 12 trials (pruned): 1, 2, 3, 4, 5, 6, 7, 8 and 4 more",
                      "  passed over trial 20 (run r20): overfit"]
+
+
+@pytest.mark.parametrize("name", ["bad/name", "a:b", "  "])
+def test_a_bad_model_name_is_refused_before_the_search_is_read(tmp_path: Path, name: str) -> None:
+    from mlflow_tune.cli.app import app
+
+    # the parent id does not exist: the name is the first thing judged (MLflow's own rule)
+    done = CliRunner().invoke(app, ["promote", "0" * 32, "--model-name", name,
+                                    "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert done.exit_code == 2 and "--model-name" in done.output and "eligible" not in done.output, done.output
+    assert not (tmp_path / "none.db").exists()   # no store was opened

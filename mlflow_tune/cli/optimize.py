@@ -26,7 +26,7 @@ def optimize(fn: Callable[[Trial], Any], space: Mapping[str, Any], *, metric: st
     from mlflow_tune.study.study import optimize as run_optimize
 
     outcome = run_optimize(fn, space, metric=metric, listener=listener or default_listener(progress), **settings)
-    page = search_report(outcome) if report and outcome.trials and not outcome.interrupted else None
+    page = search_report(outcome, say=progress) if report and outcome.trials and not outcome.interrupted else None
     if progress:
         print_search(outcome, page, err=True)
     return outcome

@@ -78,7 +78,8 @@ def search(
         # A signal after the last trial (while the summary was written) finds the search complete
         # and FINISHED: what it still stops is the report, which `mlflow-tune report` can write later.
         late = interrupts.requested() and not outcome.interrupted
-        page = None if no_report or late or outcome.interrupted or not outcome.trials else search_report(outcome)
+        skip = no_report or late or outcome.interrupted or not outcome.trials
+        page = None if skip else search_report(outcome, say=not quiet)
         if json_output:
             out.write(json.dumps({**outcome.to_dict(), "report": str(page) if page else None}, default=str) + "\n")
         else:
@@ -94,12 +95,14 @@ def search(
         raise typer.Exit(130)
 
 
-def search_report(outcome: Any) -> Path | None:
+def search_report(outcome: Any, say: bool = True) -> Path | None:
     """The search's report.html, written and logged on its run; a failure is told, not fatal: the
-    search itself is done and recorded."""
+    search itself is done and recorded. `say`: tell stderr it is being written (it takes seconds)."""
     from mlflow_tune.cli.report import make_report
     from mlflow_tune.tracking.runs import client_for
 
+    if say:
+        typer.echo("writing the report (report.html: figures and every trial)...", err=True)
     try:
         return make_report(client_for(outcome.tracking_uri), outcome.parent_run_id)
     except Exception as exc:

@@ -43,6 +43,19 @@ class PromotionResult:
         return out
 
 
+def check_model_name(model_name: str) -> None:
+    """MLflow's own rule for a registered model's name (no '/', no ':', a unique path), applied first."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name  # private; tests/test_registry.py checks it
+
+    if not model_name.strip():
+        raise ConfigError("--model-name must be a non-empty registered model name.")
+    try:
+        _validate_model_name(model_name)
+    except MlflowException as exc:
+        raise ConfigError(f"--model-name {model_name!r} is not valid: {exc.message}") from None
+
+
 def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", allow: Sequence[str] = (),
             force: bool = False, tracking_uri: str | None = None) -> PromotionResult:
     """Register the best eligible trial of search `parent_run_id` as a version of `model_name`.
@@ -52,8 +65,7 @@ def promote(parent_run_id: str, model_name: str, *, alias: str = "champion", all
     """
     check_alias(alias)
     check_allow(allow)
-    if not model_name.strip():
-        raise ConfigError("--model-name must be a non-empty registered model name.")
+    check_model_name(model_name)   # before the store is opened and the trials are read (seconds)
     client = client_for(tracking_uri)
     # The models are loaded by `models:/` URI, which MLflow resolves through its global store.
     with global_store(str(client.tracking_uri)):

@@ -119,6 +119,8 @@ def check_source(cfg: TrainConfig) -> None:
         raise ConfigError(f"data_path={cfg.data_path!r} does not exist or is not a file.")
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"data_path={cfg.data_path!r} has an unknown format; use .csv or .parquet.")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"data_path={cfg.data_path!r} is empty (0 bytes); give a file with a header and rows.")
 
 
 def _user_file(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -127,7 +129,12 @@ def _user_file(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...
     check_source(cfg)
     path = Path(cfg.data_path)
     suffix = path.suffix.lower()
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        # a file that is not the table it claims to be (pyarrow's ArrowInvalid is a ValueError)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"data_path={cfg.data_path!r} cannot be read as {suffix[1:]}: {first[:200]}") from None
     if not len(frame):
         raise ConfigError(f"{path.name} has no rows.")
     if cfg.target not in frame.columns:

@@ -30,9 +30,18 @@ def compact(value: Any) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
+# The parameters with the largest effect first (PRACTICE.md: learning rate, then the optimizer and
+# capacity, then regularisation), so that a name cut by the runs table still shows them; the rest
+# follow by name. Every trial of a search lists its values in the same order.
+FIRST = ("lr", "learning_rate", "optimizer", "hidden_units", "layers", "n_layers", "num_layers", "embedding_dim",
+         "rnn_cell", "dropout", "weight_decay", "batch_size")
+
+
 def trial_name(tid: int, params: Mapping[str, Any]) -> str:
-    # Sorted by the shown name: every trial of a search lists its values in the same order.
-    words = [f"trial-{tid:02d}", *sorted(f"{SHORT.get(k, k)}={compact(v)}" for k, v in params.items())]
+    def rank(name: str) -> tuple[int, str]:
+        return (FIRST.index(name) if name in FIRST else len(FIRST), SHORT.get(name, name))
+
+    words = [f"trial-{tid:02d}", *(f"{SHORT.get(k, k)}={compact(params[k])}" for k in sorted(params, key=rank))]
     return _fit(" ".join(words))
 
 

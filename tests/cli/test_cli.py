@@ -159,3 +159,11 @@ def test_cli_import_is_light() -> None:
 @pytest.mark.parametrize("command", ["train"])
 def test_subcommand_help(command: str) -> None:
     assert invoke(command, "--help").exit_code == 0
+
+
+def test_an_empty_csv_is_one_line_and_exit_2_before_any_run(tmp_path: Path, tracking_uri: str) -> None:
+    (tmp_path / "empty.csv").write_bytes(b"")
+    done = CliRunner().invoke(app, ["train", "--data-path", str(tmp_path / "empty.csv"), "--epochs", "1"])
+    assert done.exit_code == 2 and "is empty (0 bytes)" in done.output and "Traceback" not in done.output, done.output
+    assert not MlflowClient(tracking_uri).search_runs([e.experiment_id for e in
+                                                       MlflowClient(tracking_uri).search_experiments()])

@@ -27,4 +27,5 @@ def test_the_demo_runs_on_a_fresh_store_and_prints_only_ours(tmp_path: Path) -> 
     output = done.stdout + done.stderr
     assert "INFO mlflow" not in output and "Creating initial MLflow database tables" not in output
     assert "stopped by max_trials" in done.stdout and "report: reports/" in done.stdout
+    assert "writing the report" in done.stderr   # the seconds after the last trial are not silent
     assert (tmp_path / "mlflow.db").is_file() and list((tmp_path / "reports").glob("*/report.html"))

@@ -28,7 +28,10 @@ STAGED = {
 
 def test_names_say_what_a_run_is() -> None:
     assert trial_name(7, {"lr": 0.0031622776, "hidden_units": 128}) == "trial-07 lr=3.2e-3 units=128"
-    assert trial_name(123, {"optimizer": "adam", "dropout": 0.25}) == "trial-123 drop=0.25 opt=adam"
+    assert trial_name(123, {"optimizer": "adam", "dropout": 0.25}) == "trial-123 opt=adam drop=0.25"
+    # the learning rate first: the runs table cuts a long name, and lr is what a reader looks for
+    name = trial_name(12, {"batch_size": 128, "dropout": 0.1, "zeta": 1, "lr": 0.003, "hidden_units": 64})
+    assert name == "trial-12 lr=3e-3 units=64 drop=0.1 batch=128 zeta=1"
     assert search_name("tpe", {"dataset": "digits", "model": "mlp"}) == "search tpe digits-mlp"
     assert search_name("tpe", {"dataset": "digits", "model": "mlp"}, first_stage_algo="random") \
         == "search random digits-mlp"

@@ -156,6 +156,18 @@ def test_missing_target_column(tmp_path: Path) -> None:
     assert "target='label'" in str(err.value) and "kind" in str(err.value)
 
 
+@pytest.mark.parametrize(("name", "content", "needle"), [
+    ("empty.csv", b"", "is empty (0 bytes)"),
+    ("blank.csv", b"\n\n", "cannot be read as csv: No columns to parse from file"),
+    ("broken.parquet", b"not a parquet file at all", "cannot be read as parquet"),
+])
+def test_a_file_that_is_no_table_is_one_line(tmp_path: Path, name: str, content: bytes, needle: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        split(TrainConfig(dataset="csv", data_path=str(tmp_path / name)))
+    assert needle in str(err.value) and "\n" not in str(err.value), err.value
+
+
 def test_unknown_file_format(tmp_path: Path) -> None:
     path = tmp_path / "data.txt"
     path.write_text("a,b\n")
