@@ -14,7 +14,9 @@ def quiet_mlflow_logs() -> None:
     """MLflow's INFO lines ("Creating initial MLflow database tables...", each child `mlflow run`'s
     progress) are not ours to print: warnings and errors still show. MLflow reads the variable when it
     configures its loggers, in this process and in every child (workers, project runs), which inherit
-    it; a user's own MLFLOW_LOGGING_LEVEL wins."""
+    it; a user's own MLFLOW_LOGGING_LEVEL wins. So do MLflow's "Downloading artifacts" bars, which
+    `report` and `promote` would otherwise draw for each file they read back."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("mlflow", "alembic"):   # already configured if MLflow was imported first
         logging.getLogger(name).setLevel(level.upper())

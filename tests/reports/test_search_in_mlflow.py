@@ -72,8 +72,8 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
     for t in trials:
         tid, params = int(t.data.tags[TAG + "trial"]), t.data.params
         seed = f" seed={params['seed']}" if t.data.tags[TAG + "stage"] == "1" else ""   # retrain: one per seed
-        assert t.info.run_name == f"trial-{tid:02d} lr={compact(float(params['lr']))}{seed} " \
-                                  f"units={params['hidden_units']}"
+        assert t.info.run_name == f"trial-{tid:02d} lr={compact(float(params['lr']))} " \
+                                  f"units={params['hidden_units']}{seed}"
         assert "objective" in t.data.metrics and TAG + "diagnosis" in t.data.tags
         assert params["lr"] == repr(float(params["lr"]))   # one formatting: Python's shortest round-trip
 
@@ -97,3 +97,10 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
     text = CliRunner().invoke(app, ["report", rid, "--text", "--tracking-uri", tracking_uri])
     assert text.exit_code == 0, text.output
     assert "diagnosis" in text.output and all(t.data.tags[TAG + "trial"] in text.output for t in trials)
+    # piped at 80 columns: the width is COLUMNS', and columns that do not fit are left out, not squeezed
+    narrow = CliRunner().invoke(app, ["report", rid, "--text", "--tracking-uri", tracking_uri], env={"COLUMNS": "80"})
+    lines = narrow.output.splitlines()
+    assert narrow.exit_code == 0 and max(len(line) for line in lines) <= 80, narrow.output
+    header = next(line for line in lines if "trial" in line and "outcome" in line)
+    assert all(f" {name} " in header for name in ("trial", "outcome", "diagnosis", "lr")), narrow.output
+    assert len(lines) < 4 * len(data.rows) + 12   # one line a trial (and the borders), not a column per line
