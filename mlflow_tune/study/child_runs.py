@@ -51,7 +51,12 @@ class ChildRuns:
         return run_id
 
     def discard(self) -> None:
+        """Runs made ahead that no trial took: ended KILLED (a deleted run still shows its status to
+        whoever restores it), then deleted."""
+        client = self.level.parent.client
         for made in self.made.values():
             with contextlib.suppress(Exception):
-                self.level.parent.client.delete_run(made.result())
+                run_id = made.result()
+                client.set_terminated(run_id, "KILLED")
+                client.delete_run(run_id)
         self.made.clear()

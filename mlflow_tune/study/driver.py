@@ -21,7 +21,7 @@ from mlflow_tune.samplers.suggester import Suggester
 from mlflow_tune.study.child_runs import ChildRuns
 from mlflow_tune.study.level import Level, LevelResult, best_trial
 from mlflow_tune.study.listener import SearchListener
-from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for
+from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for, end_deleted_children
 from mlflow_tune.tracking.writer import DRAIN_SECONDS
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec
@@ -161,7 +161,7 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
         _stop_running(level, executor, writer, running, starting, finished)
         return LevelResult(outcomes, "interrupted", interrupted=True)
     finally:
-        _log_kept_models(level, board, writer)
+        _log_kept_models(level, board, writer, outcomes)
         executor.close()
         runs.discard()
     return LevelResult(outcomes, stopped_by or "max_trials")
@@ -211,11 +211,12 @@ def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns
                      objective_rule=s.objective)
 
 
-def _log_kept_models(level: Level, board: Board, writer: Writer | None) -> None:
-    """The level's k best trials' models, logged to their (finished) runs now the level is over."""
+def _log_kept_models(level: Level, board: Board, writer: Writer | None, outcomes: list[TrialOutcome]) -> None:
+    """The level's k best completed trials' models, logged to their runs now the level is over."""
     from mlflow_tune.tracking.writer import RunWrite
 
-    for _, run_id, parts in board.take_models():
+    finished = {o.tid for o in outcomes if o.status == "completed"}
+    for _, run_id, parts in board.take_models(level.settings.top_k_models, finished):
         if writer is not None:
             writer.submit(RunWrite(level.tracking_uri, run_id, model=parts, experiment_id=level.experiment_id))
 
@@ -245,6 +246,7 @@ def restore_trials(client: Any, experiment_id: str, parent_run_id: str, names: C
     Runs left RUNNING by a killed process are ended KILLED (outcome interrupted).
     """
     restored, last_tid = [], -1
+    end_deleted_children(client, experiment_id, parent_run_id)
     for run in child_runs(client, experiment_id, parent_run_id):
         tags, tid = run.data.tags, int(run.data.tags.get(TAG + "trial", "-1"))
         if tags.get(TAG + "role") != "trial" or tid < 0:

@@ -141,6 +141,20 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> 
             return runs
 
 
+def end_deleted_children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> int:
+    """End KILLED the deleted children of a run left RUNNING (runs made ahead for trials that never
+    came, discarded by an older version or a process stopped mid-discard); returns how many."""
+    from mlflow.entities import ViewType
+
+    left = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}' and "
+                              "attributes.status = 'RUNNING'", run_view_type=ViewType.DELETED_ONLY, max_results=1000)
+    for run in left:   # MLflow changes no deleted run: restored for the moment it takes to end it
+        client.restore_run(run.info.run_id)
+        client.set_terminated(run.info.run_id, "KILLED")
+        client.delete_run(run.info.run_id)
+    return len(left)
+
+
 def trial_runs(client: MlflowClient, experiment_id: str, search_run_id: str) -> list[Any]:
     """The runs under a search that are not stage runs: its children and its stages' children."""
     out, frontier = [], [search_run_id]

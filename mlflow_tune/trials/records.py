@@ -8,11 +8,12 @@ the executors passes them around, so this module imports nothing of the package 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 OUTCOMES = ("completed", "pruned", "nonconvergent", "failed", "interrupted")
+SPARE = 2   # models held beyond a level's top k, for trials that offered one and then did not finish
 
 
 @dataclass(frozen=True)
@@ -97,17 +98,23 @@ class Board:
         return 1 + sum(1 for other in dict(self.losses).values() if other < loss)
 
     def offer(self, tid: int, run_id: str, loss: float, parts: Any, keep: int) -> None:
-        """Hold trial `tid`'s model while it is among the `keep` best offered so far."""
+        """Hold trial `tid`'s model while it is among the `keep` (and SPARE more) best offered so far.
+
+        A trial offers its model as it ends; its worker may still die before its outcome arrives
+        (a killed Spark worker), and such a trial must not take a finished one's place: the spares
+        stand in for it when the level's models are taken."""
         with self.lock:   # workers' reader threads offer concurrently
             self.models[tid] = (loss, run_id, parts)
-            while len(self.models) > keep:
+            while len(self.models) > keep + SPARE:
                 del self.models[max(self.models, key=lambda t: (self.models[t][0], t))]
 
-    def take_models(self) -> list[tuple[int, str, Any]]:
-        """The models held, best first, handed over once (the level is over)."""
+    def take_models(self, keep: int, finished: Collection[int]) -> list[tuple[int, str, Any]]:
+        """The `keep` best held models of trials in `finished` (completed), best first, handed over
+        once (the level is over)."""
         with self.lock:
             held, self.models = self.models, {}
-        return [(tid, run_id, parts) for tid, (_, run_id, parts) in sorted(held.items(), key=lambda i: i[1][0])]
+        ranked = sorted(((t, m) for t, m in held.items() if t in finished), key=lambda i: (i[1][0], i[0]))
+        return [(tid, run_id, parts) for tid, (_, run_id, parts) in ranked[:keep]]
 
 
 def worker_name() -> str:

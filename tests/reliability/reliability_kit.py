@@ -97,7 +97,13 @@ def all_runs(uri: str) -> list[Any]:
 
 
 def running(uri: str) -> list[str]:
-    return [r.info.run_id for r in all_runs(uri) if r.info.status == "RUNNING"]
+    """Runs left RUNNING, deleted ones included (a run made ahead and discarded must be ended too)."""
+    from mlflow.entities import ViewType
+
+    c = client(uri)
+    ids = [e.experiment_id for e in c.search_experiments()]
+    found = c.search_runs(ids, run_view_type=ViewType.ALL, max_results=5000) if ids else []
+    return [r.info.run_id for r in found if r.info.status == "RUNNING"]
 
 
 def measure(uri: str, parent: str, printed: set[int], epochs: int = EPOCHS) -> dict[str, Any]:

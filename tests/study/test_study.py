@@ -369,6 +369,31 @@ def test_resume_ends_a_trial_whose_outcome_was_written_but_not_its_end(tracking_
     assert client.get_run(half).info.status == "FINISHED"
 
 
+def test_resume_ends_a_discarded_run_made_ahead_that_was_left_running(tracking_uri: str) -> None:
+    """A run made ahead and deleted while RUNNING (an older version's discard) is ended by --resume."""
+    from mlflow_tune.config.settings import SearchSettings
+    from mlflow_tune.study.driver import restore_trials
+
+    client = MlflowClient(tracking_uri)
+    out = run_search(tracking_uri, {"lr": {"choice": [0.01, 0.03]}})
+    ahead = client.create_run(out.experiment_id, tags={"mlflow.parentRunId": out.parent_run_id,
+                                                       TAG + "role": "trial", TAG + "trial": "2"}).info.run_id
+    client.delete_run(ahead)
+    restored, _ = restore_trials(client, out.experiment_id, out.parent_run_id, ("lr",), SearchSettings())
+    assert client.get_run(ahead).info.status == "KILLED" and len(restored) == 2
+
+
+def test_runs_made_ahead_and_not_used_are_ended_before_they_are_deleted(tracking_uri: str) -> None:
+    from mlflow.entities import ViewType
+
+    # the target is met by the first trial: the run made ahead for the second is never used
+    out = run_search(tracking_uri, {"lr": {"choice": [0.01, 0.03, 0.1]}}, max_trials=3, target=100.0)
+    assert out.stopped_by == "target"
+    client = MlflowClient(tracking_uri)
+    deleted = client.search_runs([out.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert deleted and all(r.info.status == "KILLED" for r in deleted), [r.info.status for r in deleted]
+
+
 def test_a_search_logs_the_models_of_its_k_best_trials_only(tracking_uri: str) -> None:
     # lr rising: each trial may be among the best when it ends; only the final best two keep a model
     out = run_search(tracking_uri, {"lr": {"choice": [0.001, 0.003, 0.01, 0.03]}}, top_k_models=2)
@@ -384,5 +409,14 @@ def test_the_board_keeps_the_k_best_offered_models() -> None:
     board = Board()
     for tid, loss in enumerate([0.5, 0.4, 0.9, 0.1, 0.3]):
         board.offer(tid, f"run{tid}", loss, f"model{tid}", keep=2)
-    assert [(tid, run) for tid, run, _ in board.take_models()] == [(3, "run3"), (4, "run4")]
-    assert board.take_models() == []
+    assert [(tid, run) for tid, run, _ in board.take_models(2, range(5))] == [(3, "run3"), (4, "run4")]
+    assert board.take_models(2, range(5)) == []
+
+
+def test_a_trial_that_offered_its_model_and_did_not_finish_takes_no_finished_ones_place() -> None:
+    from mlflow_tune.trials.records import Board
+
+    board = Board()   # trial 3 offered the best model, then its worker was killed: it is FAILED
+    for tid, loss in enumerate([0.5, 0.4, 0.9, 0.1, 0.3]):
+        board.offer(tid, f"run{tid}", loss, f"model{tid}", keep=2)
+    assert [tid for tid, _, _ in board.take_models(2, {0, 1, 2, 4})] == [4, 1]
