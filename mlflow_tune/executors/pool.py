@@ -118,7 +118,10 @@ def serve(conn: Connection) -> None:
             reply: tuple[str, Any] = ("done", fn(*args, RemoteBoard(conn)))
         except Exception as exc:   # run_trial records a trial's own failures; this is the rest
             reply = ("raised", f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:   # a broken pipe: the driver is gone (kill -9), and with it whom to tell
+            os._exit(0)   # at once and silently: no exit hooks, no traceback on the user's terminal
 
 
 # ---------------------------------------------------------------- the driver's side
