@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,8 @@ class TuneBackend(AbstractBackend):  # type: ignore[misc]
         active = get_or_create_run(None, project_uri, experiment_id, work_dir, version, entry_point,  # type: ignore[no-untyped-call]
                                    params)
         parent = RunLogger(client, active.info.run_id, experiment_id=str(experiment_id))
-        parent.set_tags({TAG + "role": "search", "mlflow.runName":
-                         f"search {tune.search.algo} {Path(work_dir).name}:{entry_point}"})
+        name = f"search {tune.search.algo} {Path(work_dir).name}:{entry_point} {time.strftime('%m-%d %H:%M')}"
+        parent.set_tags({TAG + "role": "search", "mlflow.runName": name})
         # `mlflow run` shows what `mlflow-tune search` shows: progress on stderr, then the summary
         outcome = search(tune, tracking_uri=tracking_uri, parent_run_id=parent.run_id, listener=default_listener())
         page = _report(client, parent.run_id) if outcome.trials and not outcome.interrupted else None

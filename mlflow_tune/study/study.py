@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,7 @@ def _open_parent(client: Any, tune: TuneConfig, resumed: Any, parent_run_id: str
         experiment_id = ensure_experiment(client, tune.experiment)
         parent = RunLogger.start(client, experiment_id, name=search_name(
                                      tune.search.algo, tune.train, tune.objective,
-                                     tune.stages[0].algo if tune.stages else ""),
+                                     tune.stages[0].algo if tune.stages else "", time.strftime("%m-%d %H:%M")),
                                  tags={TAG + "role": "search"})
     try:
         log_setup(parent, tune, writer)

@@ -1,4 +1,4 @@
-"""Run names that say what a run is, for the MLflow UI's runs table: `search tpe digits-mlp`,
+"""Run names that say what a run is, for the MLflow UI's runs table: `search tpe digits-mlp 12-03 14:07`,
 `stage 1/2 random 30% data 6 epochs`, `trial-07 lr=3.2e-3 units=128`.
 
 Names are for people; nothing reads them back (runs are found by their `mlflow_tune.*` tags).
@@ -45,15 +45,17 @@ def trial_name(tid: int, params: Mapping[str, Any]) -> str:
     return _fit(" ".join(words))
 
 
-def search_name(algo: str, train: Mapping[str, Any], objective: Any = None, first_stage_algo: str = "") -> str:
-    """`search tpe digits-mlp`: the algorithm (a staged search's first stage's) and what is trained."""
+def search_name(algo: str, train: Mapping[str, Any], objective: Any = None, first_stage_algo: str = "",
+                when: str = "") -> str:
+    """`search tpe digits-mlp 12-03 14:07`: the algorithm (a staged search's first stage's), what is
+    trained and when it started, so that the searches of one experiment have names of their own."""
     what = ""
     if objective is not None:
         what = objective if isinstance(objective, str) else getattr(objective, "__name__", "function")
     elif train.get("dataset") or train.get("model"):
         dataset = str(train.get("dataset") or "data").rsplit("/", 1)[-1]
         what = f"{dataset}-{str(train.get('model') or 'model').rsplit(':', 1)[-1]}"
-    return _fit(" ".join(w for w in ("search", first_stage_algo or algo, what) if w))
+    return _fit(" ".join(w for w in ("search", first_stage_algo or algo, what, when) if w))
 
 
 def stage_name(index: int, count: int, algo: str, overrides: Mapping[str, Any], retrain: int = 0,

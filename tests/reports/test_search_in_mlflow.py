@@ -33,6 +33,8 @@ def test_names_say_what_a_run_is() -> None:
     name = trial_name(12, {"batch_size": 128, "dropout": 0.1, "zeta": 1, "lr": 0.003, "hidden_units": 64})
     assert name == "trial-12 lr=3e-3 units=64 drop=0.1 batch=128 zeta=1"
     assert search_name("tpe", {"dataset": "digits", "model": "mlp"}) == "search tpe digits-mlp"
+    when = search_name("tpe", {"dataset": "digits", "model": "mlp"}, when="12-03 14:07")
+    assert when == "search tpe digits-mlp 12-03 14:07"
     assert search_name("tpe", {"dataset": "digits", "model": "mlp"}, first_stage_algo="random") \
         == "search random digits-mlp"
     assert stage_name(0, 2, "random", {"subsample": 0.3, "epochs": 6}) == "stage 1/2 random 30% data 6 epochs"
@@ -53,7 +55,7 @@ def test_a_finished_search_in_mlflow(tracking_uri: str, tmp_path: Path) -> None:
     eid = experiment.experiment_id
     parent = client.search_runs([eid], f"tags.`{TAG}role` = 'search'")[0]
     rid = parent.info.run_id
-    assert parent.info.run_name == "search random digits-mlp"
+    assert re.fullmatch(r"search random digits-mlp \d\d-\d\d \d\d:\d\d", parent.info.run_name), parent.info.run_name
 
     # the command prints where to look: the mlflow ui command and the two pages
     assert f"mlflow ui --backend-store-uri {tracking_uri}" in result.output
