@@ -105,6 +105,8 @@ def test_champion_challenger_lifecycle(store: Store) -> None:
     assert worse.incumbent_version == first.version
     assert worse.metrics["test_accuracy"] < worse.incumbent_metrics["test_accuracy"]
     assert "not better" in worse.message
+    # the search tuned val_loss (the default): the alias is judged on the test loss, not the accuracy
+    assert "test loss" in worse.message and "test accuracy" not in worse.message, worse.message
     assert str(client.get_model_version_by_alias("digits", "champion").version) == first.version
     assert client.get_run(worse.run_id).data.tags["mlflow_tune.model_uri"] == worse.model_uri   # rebuilt
 
@@ -171,6 +173,10 @@ def test_decide() -> None:
     assert not decide(ours, "1", {}, "", False, "1")[0]
     assert decide(ours, "1", {"test_accuracy": 0.8}, "", False, "2")[0]
     assert not decide(ours, "1", {"test_accuracy": 0.9}, "", False, "2")[0]
+    # a loss: lower is better
+    assert decide({"test_loss": 0.2}, "1", {"test_loss": 0.3}, "", False, "2", key="test_loss", higher=False)[0]
+    assert not decide({"test_loss": 0.4}, "1", {"test_loss": 0.3}, "", False, "2", key="test_loss",
+                      higher=False)[0]
     moved, why = decide(ours, "1", {}, "version 1 is not comparable", False, "2")
     assert not moved and "--force" in why
     assert decide(ours, "1", {}, "version 1 is not comparable", True, "2")[0]

@@ -118,7 +118,7 @@ def decide(metrics: Mapping[str, float], incumbent: str | None, inc_metrics: Map
     if note:
         return force, f"{note}; {'moved by --force' if force else 'use --force to move it anyway'}"
     ours, theirs = metrics[key], inc_metrics[key]
-    where = "on the same rows" if key == "test_accuracy" else "as the trials logged it"
+    where = "on the same rows" if key.startswith("test_") else "as the trials logged it"
     compare = f"{key.replace('_', ' ')} {ours:.4f} vs version {incumbent}'s {theirs:.4f} {where}"
     if (ours > theirs) if higher else (ours < theirs):
         return True, compare

@@ -94,7 +94,10 @@ def _promote(client: Any, parent_run_id: str, model_name: str, alias: str, allow
         metrics, recompute_note = logged_test_metrics(chosen.metrics, compared)
         version, created = register(client, model_name, parent_run_id, chosen, model_uri, metrics)
         incumbent, inc_metrics, note = _incumbent(client, model_name, alias, version, data)
-        move, why = decide(compared, incumbent, inc_metrics, note, force, version)
+        # judged on the test counterpart of what the search tuned: a loss for a loss, else accuracy
+        by_loss = search_params.get("search.mode", "min") == "min"
+        move, why = decide(compared, incumbent, inc_metrics, note, force, version,
+                           key="test_loss" if by_loss else "test_accuracy", higher=not by_loss)
     if move:
         client.set_registered_model_alias(model_name, alias, version)
     message = (f"trial {chosen.trial} (run {chosen.run_id}) -> {model_name} version {version}"
