@@ -24,7 +24,7 @@ from mlflow_tune.study.listener import SearchListener
 from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for, end_deleted_children
 from mlflow_tune.tracking.writer import DRAIN_SECONDS
 from mlflow_tune.training.config import ConfigError
-from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec
+from mlflow_tune.trials.records import RUN_STATUS, Board, TrialOutcome, TrialSpec
 from mlflow_tune.trials.runner import run_trial
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 LOST = interrupts.STORE_LOST
 LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
-END_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}
+END_STATUS = {"completed": "FINISHED", **RUN_STATUS}
 
 
 def threads_per_trial(parallel: int) -> int:

@@ -159,10 +159,11 @@ class MlflowCallback(TrainCallback):
 
 
 def run_status(result: TrainResult) -> str:
-    """MLflow status: a run the search stopped is KILLED, a non-finite one FAILED."""
+    """MLflow status: an interrupted run is KILLED, a non-finite one FAILED; a pruned one FINISHED
+    (its stop was a decision, not a failure: trials.records.RUN_STATUS says why)."""
     if result.status == "nonfinite":
         return "FAILED"
-    if result.status == "stopped" and result.stop_reason.startswith(("pruned", "interrupted")):
+    if result.status == "stopped" and result.stop_reason.startswith("interrupted"):
         return "KILLED"
     return "FINISHED"
 

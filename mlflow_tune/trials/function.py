@@ -27,7 +27,7 @@ from mlflow_tune.tracking.runs import TAG, finite
 from mlflow_tune.tracking.writer import RunWrite
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.trials.judge import Judge
-from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec, best_of, worker_name
+from mlflow_tune.trials.records import RUN_STATUS, Board, TrialOutcome, TrialSpec, best_of, worker_name
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Forwarding, Writer
@@ -138,7 +138,7 @@ class Trial:
                 **({TAG + "pruned": "true"} if status == "pruned" else {})}
         self._writer.submit(self._job(
             metrics=(*self._pending, *((k, v, steps) for k, v in metrics.items())), tags=tuple(tags.items()),
-            status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED")))
+            status=RUN_STATUS.get(status, "FINISHED")))
         self._pending = []
         return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis.label if diagnosis else "",
                             steps, judge.stopped, spec.params)

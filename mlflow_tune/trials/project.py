@@ -23,7 +23,7 @@ from mlflow_tune.diagnostics.runs import pick_keys
 from mlflow_tune.diagnostics.tags import diagnosis_tags
 from mlflow_tune.tracking.runs import TAG, RunLogger, finite
 from mlflow_tune.trials.judge import Judge
-from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec, best_of
+from mlflow_tune.trials.records import RUN_STATUS, Board, TrialOutcome, TrialSpec, best_of
 
 POLL_SECONDS = 0.5      # a store query per watched metric; epochs of real projects take longer
 GRACE_SECONDS = 5.0     # after SIGTERM, before SIGKILL
@@ -58,7 +58,7 @@ def run_project_trial(spec: TrialSpec, run: RunLogger, board: Board) -> TrialOut
             **({TAG + "pruned": "true"} if status == "pruned" else {}),
             **({TAG + "error": error[:500]} if error else {})}
     run.set_tags({**tags, TAG + "outcome": status})   # the outcome last: --resume trusts it
-    run.end({"pruned": "KILLED", "nonconvergent": "FAILED", "failed": "FAILED"}.get(status, "FINISHED"))
+    run.end(RUN_STATUS.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis.label if diagnosis else "",
                         steps, stopped or error, spec.params)
 

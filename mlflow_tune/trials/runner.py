@@ -19,7 +19,7 @@ from mlflow_tune.training.config import from_mapping
 from mlflow_tune.trials.function import run_function
 from mlflow_tune.trials.project import run_project_trial
 from mlflow_tune.trials.pruning import PruningCallback
-from mlflow_tune.trials.records import Board, TrialOutcome, TrialSpec, worker_name
+from mlflow_tune.trials.records import RUN_STATUS, Board, TrialOutcome, TrialSpec, worker_name
 
 if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Forwarding, RunWrite, Writer
@@ -120,6 +120,6 @@ def _outcome(spec: TrialSpec, result: TrainResult, pruning: PruningCallback,
     done = ((TAG + "outcome", status), *(((TAG + "pruned", "true"),) if status == "pruned" else ()))
     last = RunWrite(spec.tracking_uri, spec.run_id, tags=done,
                     metrics=tuple((k, v, len(result.history)) for k, v in metrics.items()),
-                    status={"pruned": "KILLED", "nonconvergent": "FAILED"}.get(status, "FINISHED"))
+                    status=RUN_STATUS.get(status, "FINISHED"))
     return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis, len(result.history),
                         result.stop_reason if status != "completed" else "", spec.params), last

@@ -61,6 +61,8 @@ def test_run_status_mapping() -> None:
     result = mock.Mock(status="nonfinite", stop_reason="")
     assert run_status(result) == "FAILED"
     result.status, result.stop_reason = "stopped", "pruned by median rule"
+    assert run_status(result) == "FINISHED"   # a decision of the search, not a failure
+    result.status, result.stop_reason = "stopped", "interrupted (SIGINT)"
     assert run_status(result) == "KILLED"
     result.status, result.stop_reason = "early_stopped", "no improvement"
     assert run_status(result) == "FINISHED"
