@@ -21,8 +21,8 @@ HOW = ("parallel", "executor", "project", "entry_point", "env_manager", "spark_m
 def logged_settings(params: dict[str, str]) -> dict[str, Any]:
     """The search settings the parent run logged (`search.*` params), as their types."""
     names = set(field_names(SearchSettings))
-    found = {k[len("search."):]: v for k, v in params.items() if k.startswith("search.") and k[7:] in names}
-    return coerce_section("search", SearchSettings, found)
+    found = {k.removeprefix("search."): v for k, v in params.items() if k.startswith("search.")}
+    return coerce_section("search", SearchSettings, {k: v for k, v in found.items() if k in names})
 
 
 def resumed_settings(run: Any, tune: TuneConfig) -> tuple[TuneConfig, list[str]]:
@@ -32,7 +32,7 @@ def resumed_settings(run: Any, tune: TuneConfig) -> tuple[TuneConfig, list[str]]
         return tune, []   # nothing logged yet (killed during set-up): the tune file is all there is
     mine = dataclasses.asdict(tune.search)
     # Logged values left out ("" and None) are the defaults the search started with.
-    theirs = {k: logged.get(k, f.default) for k, f in ((f.name, f) for f in dataclasses.fields(SearchSettings))}
+    theirs = {f.name: logged.get(f.name, f.default) for f in dataclasses.fields(SearchSettings)}
     theirs["mode"] = logged.get("mode", mine["mode"])
     kept = {k: v for k, v in theirs.items() if k not in HOW}
     search = dataclasses.replace(tune.search, **kept)
