@@ -65,18 +65,22 @@ class Counts:
             return ""
         return _duration(max(0, self.total - done) * (self.clock() - self.start) / here)
 
-    def status(self) -> str:
-        """Counts in a fixed order: running, pruned, failed, then diagnoses; best; time."""
+    def _counts(self) -> list[str]:
+        """Running, pruned, failed, then each diagnosis seen, in a fixed order."""
         words = [f"{len(self.running)} running", f"{self.by_status.get('pruned', 0)} pruned",
                  f"{self.by_status.get('failed', 0)} failed"]
         order = [*DIAGNOSES, *sorted(set(self.by_diagnosis) - set(DIAGNOSES))]
-        words += [f"{self.by_diagnosis[d]} {d}" for d in order if self.by_diagnosis.get(d)]
+        return words + [f"{self.by_diagnosis[d]} {d}" for d in order if self.by_diagnosis.get(d)]
+
+    def _best(self, short: bool = False) -> str:
         b = self.best
-        words.append(f"best {_fmt(b.objective)} (trial {b.tid})" if b else "best -")
-        words.append(f"elapsed {_duration(self.clock() - self.start)}")
-        if eta := self.eta():
-            words.append(f"ETA {eta}")
-        return ", ".join(words)
+        return f"best {_fmt(b.objective)} ({'#' if short else 'trial '}{b.tid})" if b else "best -"
+
+    def status(self) -> str:
+        """Counts in a fixed order: running, pruned, failed, then diagnoses; best; time."""
+        eta = self.eta()
+        words = [*self._counts(), self._best(), f"elapsed {_duration(self.clock() - self.start)}"]
+        return ", ".join(words + ([f"ETA {eta}"] if eta else []))
 
     def line(self) -> str:
         return f"[{self.name}] {self.done()}/{self.total} done, {self.status()}"
@@ -84,15 +88,9 @@ class Counts:
     def fitted(self, width: int) -> str:
         """The live line's counts in `width` characters: the best and the ETA first, then the running,
         pruned and failed counts, the labels and the time, the least important dropped first."""
-        b = self.best
-        words = [f"best {_fmt(b.objective)} (#{b.tid})" if b else "best -"]
-        if eta := self.eta():
-            words.append(f"ETA {eta}")
-        words += [f"{len(self.running)} running", f"{self.by_status.get('pruned', 0)} pruned",
-                  f"{self.by_status.get('failed', 0)} failed"]
-        order = [*DIAGNOSES, *sorted(set(self.by_diagnosis) - set(DIAGNOSES))]
-        words += [f"{self.by_diagnosis[d]} {d}" for d in order if self.by_diagnosis.get(d)]
-        words.append(f"elapsed {_duration(self.clock() - self.start)}")
+        eta = self.eta()
+        words = [self._best(short=True), *([f"ETA {eta}"] if eta else []), *self._counts(),
+                 f"elapsed {_duration(self.clock() - self.start)}"]
         while len(words) > 1 and len(", ".join(words)) > width:
             words.pop()
         return ", ".join(words)[:max(0, width)]
