@@ -26,6 +26,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODE = 130
 STOP_REASON = "interrupted"   # a training run's stop reason when the flag stopped it
 STORE_LOST = "store lost: "   # the flag's reason when the tracking store stopped answering
+STORE_REFUSED = "store refused: "   # ... when it answers but refused a write (disk full, read-only)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,6 +57,15 @@ def request(name: str = "interrupt") -> None:
 
 def store_lost() -> bool:
     return _signal_name.startswith(STORE_LOST)
+
+
+def store_refused() -> bool:
+    return _signal_name.startswith(STORE_REFUSED)
+
+
+def store_failed() -> bool:
+    """The search stopped because of the store (lost or refusing writes), not because of a signal."""
+    return store_lost() or store_refused()
 
 
 def clear() -> None:

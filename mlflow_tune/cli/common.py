@@ -31,10 +31,13 @@ def choices(values: tuple[str, ...]) -> str:
 MAX_ERROR_CHARS = 400   # one short line, whatever value a message quotes
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    line = " ".join(str(message).split())
-    if len(line) > MAX_ERROR_CHARS:
-        line = line[:MAX_ERROR_CHARS - 3] + "..."
+def fail(message: str, code: int = 2, then: str = "") -> typer.Exit:
+    """One line `Error: message` (cut to fit), ending with `then` whole (e.g. the resume command)."""
+    line, then = " ".join(str(message).split()), " ".join(then.split())
+    room = MAX_ERROR_CHARS - len(then)
+    if len(line) > room:
+        line = line[:max(room - 3, 40)] + "..."
+    line += then
     typer.echo(f"Error: {line}", err=True)
     return typer.Exit(code)
 
@@ -119,7 +122,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 def ui_hint(tracking_uri: str, experiment_id: str = "", run_id: str = "") -> str:
     """How to open the runs: a server's own pages, or for a local store the `mlflow ui` command and
     the pages it will serve (the experiment's runs table and the run)."""
-    from mlflow_tune.tracking.runs import ui_base_url
+    from mlflow_tune.tracking.runs import VIEW_KEY, ui_base_url
 
     lines = []
     base = ui_base_url(tracking_uri)
@@ -127,8 +130,8 @@ def ui_hint(tracking_uri: str, experiment_id: str = "", run_id: str = "") -> str
         lines.append(f"  open it with: mlflow ui --backend-store-uri {tracking_uri}")
     # MLflow 3 opens an experiment on its GenAI pages in a fresh browser; this opens its training runs
     view = "?workflowType=machine_learning"
-    if experiment_id:
-        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs{view}")
+    if experiment_id:   # with the runs table's view (tracking/runs.py: the objective and diagnosis columns)
+        lines.append(f"  runs: {base}/#/experiments/{experiment_id}/runs{view}&viewStateShareKey={VIEW_KEY}")
         if run_id:
             lines.append(f"  this run: {base}/#/experiments/{experiment_id}/runs/{run_id}{view}")
     return "\n".join(lines)

@@ -12,7 +12,6 @@ import typer
 from mlflow_tune import interrupts
 from mlflow_tune.cli.common import (
     TrackingUri,
-    choices,
     fail,
     interrupted_line,
     json_stdout,
@@ -21,45 +20,42 @@ from mlflow_tune.cli.common import (
 )
 from mlflow_tune.config.settings import ALGOS, ENV_MANAGERS, PRUNERS
 
-FROM_FILE = "from the tune file"
-
 
 @user_errors
 def search(
     config: Annotated[Path, typer.Option(help="Tune file (YAML): experiment, train, space, search, stages.")],
-    algo: Annotated[str | None, typer.Option(help="Search algorithm.", metavar=choices(ALGOS),
-                                             show_default=FROM_FILE)] = None,
-    max_trials: Annotated[int | None, typer.Option(help="Trials to run (counting resumed ones).",
-                                                   show_default=FROM_FILE)] = None,
-    parallel: Annotated[int | None, typer.Option(help="Trials at once, each in a worker process.",
-                                                 show_default=FROM_FILE)] = None,
-    pruning: Annotated[str | None, typer.Option(help="Pruner of unpromising trials.", metavar=choices(PRUNERS),
-                                                show_default=FROM_FILE)] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    algo: Annotated[str | None, typer.Option(help=f"Search algorithm: {'|'.join(ALGOS)}.", metavar="<name>")] = None,
+    max_trials: Annotated[int | None, typer.Option(help="Trials in all, resumed ones counted.")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Trials at once.")] = None,
+    pruning: Annotated[str | None, typer.Option(help=f"Pruner: {'|'.join(PRUNERS)}.", metavar="<name>")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Start no trial after this many seconds.")] = None,
     no_progress: Annotated[int | None, typer.Option(
-        "--patience", "--no-progress", help="Stop after N trials in a row without a new best (no_progress).")] = None,
+        "--patience", help="Stop after N trials in a row without a new best.")] = None,
+    no_progress_alias: Annotated[int | None, typer.Option("--no-progress", hidden=True)] = None,   # its old name
     target: Annotated[float | None, typer.Option(help="Stop once the objective reaches this value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the search algorithm.")] = None,
     project: Annotated[str | None, typer.Option(help="Run each trial as this MLflow Project (URI).")] = None,
     entry_point: Annotated[str | None, typer.Option(help="Entry point of --project.")] = None,
-    env_manager: Annotated[str | None, typer.Option(help="Environment of --project's runs.",
-                                                    metavar=choices(ENV_MANAGERS), show_default=FROM_FILE)] = None,
+    env_manager: Annotated[str | None, typer.Option(
+        help=f"Environment of --project's runs: {'|'.join(ENV_MANAGERS)}.", metavar="<name>")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the search with this parent run id.")] = None,
-    backend: Annotated[str | None, typer.Option(
-        help="Where trials run: process (local workers) | spark (Spark tasks) | thread.")] = None,
-    spark_master: Annotated[str | None, typer.Option(
-        help="--backend spark: the master URL, e.g. spark://host:7077 (default local[--parallel]).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Where trials run: process|spark|thread.",
+                                                metavar="<name>")] = None,
+    spark_master: Annotated[str | None, typer.Option(help="Spark master URL (default local[--parallel]).")] = None,
     tracking_uri: TrackingUri = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display on stderr.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html at the end.")] = False,
 ) -> None:
-    """Run a hyperparameter search: one MLflow parent run, one child run per trial."""
+    """Run a hyperparameter search: one MLflow parent run, one child run per trial.
+
+    Options override the tune file's `search:` section; left out, the file's values hold."""
     from mlflow_tune.config.tunefile import load_tune_file
 
     tune = load_tune_file(config).with_overrides(
         algo=algo, max_trials=max_trials, parallel=parallel, pruning=pruning, timeout=timeout,
-        no_progress=no_progress, target=target, seed=seed, project=project, entry_point=entry_point,
+        no_progress=no_progress if no_progress is not None else no_progress_alias, target=target, seed=seed,
+        project=project, entry_point=entry_point,
         env_manager=env_manager, executor=backend, spark_master=spark_master)
     from mlflow_tune.cli.progress import default_listener
     from mlflow_tune.study.study import StoreLost
@@ -74,7 +70,8 @@ def search(
             outcome = run_search(tune, tracking_uri=tracking_uri, resume=resume,
                                  listener=default_listener(not quiet))
         except StoreLost as exc:
-            raise fail(f"{exc}; resume with: {again}{exc.parent_run_id}", code=1) from None
+            resume_line = f"; resume with: {again}{exc.parent_run_id}" if exc.parent_run_id else ""
+            raise fail(str(exc), code=1, then=resume_line) from None
         # A signal after the last trial (while the summary was written) finds the search complete
         # and FINISHED: what it still stops is the report, which `mlflow-tune report` can write later.
         late = interrupts.requested() and not outcome.interrupted

@@ -20,6 +20,9 @@ def quiet_mlflow_logs() -> None:
     level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("mlflow", "alembic"):   # already configured if MLflow was imported first
         logging.getLogger(name).setLevel(level.upper())
+    # MLflow logs every failed SQL statement with its traceback before raising it; the exception
+    # reaches us and the command names its cause in one line (a full disk was 2,000 lines of these).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def _print_version(value: bool) -> None:

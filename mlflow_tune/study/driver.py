@@ -7,6 +7,7 @@ worth keeping is in MLflow, so `--resume` rebuilds a search from its child runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -22,6 +23,7 @@ from mlflow_tune.study.child_runs import ChildRuns
 from mlflow_tune.study.level import Level, LevelResult, best_trial
 from mlflow_tune.study.listener import SearchListener
 from mlflow_tune.tracking.runs import TAG, RunLogger, child_runs, client_for, end_deleted_children
+from mlflow_tune.tracking.store import short_cause, storage_error
 from mlflow_tune.tracking.writer import DRAIN_SECONDS
 from mlflow_tune.training.config import ConfigError
 from mlflow_tune.trials.records import RUN_STATUS, Board, TrialOutcome, TrialSpec
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from mlflow_tune.tracking.writer import Writer
 
 LOST = interrupts.STORE_LOST
+REFUSED = interrupts.STORE_REFUSED
 LOST_DRAIN_SECONDS = 10.0
 FINAL = ("completed", "pruned", "nonconvergent", "failed")
 END_STATUS = {"completed": "FINISHED", **RUN_STATUS}
@@ -109,18 +112,15 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     def finished(outcome: TrialOutcome) -> None:
         steps = len(board.curves.get(outcome.tid, ())) if outcome.status == "pruned" else None
         suggester.tell(outcome.tid, outcome.loss if outcome.status != "failed" else None, steps)
-        stops.update(outcome)
-        # Reported only once its writes are in the store: a trial the terminal calls completed
-        # survives a kill -9 that comes next.
+        # Reported, and counted, only once its writes are in the store: a trial the terminal calls
+        # completed holds all its points, whatever happens to the process next.
         if writer is not None:
             try:
                 writer.wait_for(outcome.run_id, DRAIN_SECONDS)
             except Exception as exc:
-                if _store_answers(level):   # e.g. a file the store refused: the trial says so itself
-                    pass
-                else:   # not durable, so not reported: the search stops and --resume re-runs it
-                    interrupts.request(LOST + f"{type(exc).__name__}: {exc}"[:2000])
-                    return
+                _not_saved(level, listener, outcome, exc)
+                return
+        stops.update(outcome)
         outcomes.append(outcome)
         listener.trial_finished(outcome, best_trial(outcomes))
         faults.point(f"after-trial-{outcome.status}")
@@ -160,6 +160,11 @@ def run_level(level: Level, listener: SearchListener) -> LevelResult:
     except (_Stop, KeyboardInterrupt):
         _stop_running(level, executor, writer, running, starting, finished)
         return LevelResult(outcomes, "interrupted", interrupted=True)
+    except Exception as exc:   # e.g. the run made ahead for the next trial could not be written
+        if not _store_failure(level, exc):
+            raise
+        _stop_running(level, executor, writer, running, starting, finished)
+        return LevelResult(outcomes, "interrupted", interrupted=True)
     finally:
         _log_kept_models(level, board, writer, outcomes)
         executor.close()
@@ -173,6 +178,32 @@ def _store_answers(level: Level) -> bool:
         return True
     except Exception:
         return False
+
+
+def _store_failure(level: Level, exc: BaseException) -> bool:
+    """Whether `exc` is the store failing (refusing a write, or gone); if so the search is asked to
+    stop, as a signal would: every run still running is ended, and --resume completes the rest."""
+    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    if storage_error(exc):
+        interrupts.request(REFUSED + reason)
+    elif not _store_answers(level):
+        interrupts.request(LOST + reason)
+    return interrupts.store_failed()
+
+
+def _not_saved(level: Level, listener: SearchListener, outcome: TrialOutcome, exc: BaseException) -> None:
+    """A trial whose last writes failed: not reported finished, not counted; the search stops (the
+    store that failed it would fail the next one too) and --resume re-runs it (no outcome tag)."""
+    reason = f"{type(exc).__name__}: {exc}"
+    answers = _store_answers(level)
+    interrupts.request((REFUSED if answers else LOST) + reason[:2000])
+    if answers:   # ended where the store still takes that; a lost store's runs --resume ends
+        with contextlib.suppress(Exception):
+            run = RunLogger(level.parent.client, outcome.run_id)
+            run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
+            run.end("KILLED")
+    cause = short_cause(exc)
+    listener.message(f"trial {outcome.tid}: not saved ({cause}); --resume re-runs it")
 
 
 def _stop_running(level: Level, executor: Any, writer: Writer | None, running: dict[Future[TrialOutcome], TrialSpec],
@@ -190,9 +221,9 @@ def _stop_running(level: Level, executor: Any, writer: Writer | None, running: d
         if outcome is not None and outcome.status in FINAL:
             finished(outcome)
         elif not lost:   # a lost store: --resume ends the run
-            _mark_interrupted(level.parent, spec.run_id)
+            _mark_interrupted(level.parent, spec.run_id, spec)
     if starting is not None and not lost:   # its run exists but was not yet handed to the executor
-        _mark_interrupted(level.parent, starting.run_id)
+        _mark_interrupted(level.parent, starting.run_id, starting)
 
 
 def _start_trial(level: Level, tid: int, params: dict[str, Any], runs: ChildRuns, more: int) -> TrialSpec:
@@ -232,10 +263,21 @@ def _collect(future: Future[TrialOutcome], spec: TrialSpec) -> TrialOutcome:
         return TrialOutcome(spec.tid, spec.run_id, "failed", error=message, params=spec.params)
 
 
-def _mark_interrupted(parent: RunLogger, run_id: str) -> None:
+def _mark_interrupted(parent: RunLogger, run_id: str, spec: TrialSpec | None = None) -> None:
+    """End a trial's run KILLED (outcome interrupted). With its spec, a run stopped before it logged
+    anything gets its name and params too: the table says what was interrupted, not `trial-6`."""
     run = RunLogger(parent.client, run_id)
-    if run.status() == "RUNNING":
-        run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
+    # A store refusing writes may refuse these too: --resume ends what is left RUNNING.
+    with contextlib.suppress(Exception) if interrupts.store_refused() else contextlib.nullcontext():
+        found = parent.client.get_run(run_id)
+        if found.info.status != "RUNNING":
+            return
+        tags = {TAG + "outcome": "interrupted", TAG + "interrupted": "true"}
+        if spec is not None and not found.data.params:
+            run.log_batch(params={k: str(v) for k, v in spec.params.items()},
+                          tags={**tags, "mlflow.runName": spec.run_name})
+        else:
+            run.set_tags(tags)
         run.end("KILLED")
 
 

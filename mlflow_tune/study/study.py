@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,6 @@ from mlflow_tune.executors.spark import check_spark
 from mlflow_tune.samplers.suggester import planned_trials
 from mlflow_tune.study.driver import (
     FINAL,
-    LOST,
     check_resumable,
     restore_trials,
     run_level,
@@ -36,7 +34,7 @@ from mlflow_tune.tracking.runs import (
     ensure_experiment,
     resolve_tracking_uri,
 )
-from mlflow_tune.tracking.store import check_server
+from mlflow_tune.tracking.store import check_server, short_cause, storage_error
 from mlflow_tune.tracking.writer import DRAIN_SECONDS, RunWrite, Writer, drain
 from mlflow_tune.tracking.writer import shared as shared_writer
 from mlflow_tune.training.config import ConfigError
@@ -47,13 +45,18 @@ if TYPE_CHECKING:
 
 
 class StoreLost(RuntimeError):
-    """The tracking store stopped answering mid-search: the search stopped; `--resume` completes it."""
+    """The tracking store stopped answering, or refused a write (`refused`: a full disk, a read-only
+    store), mid-search: the search stopped; once the store is fixed `--resume` completes it."""
 
-    def __init__(self, parent_run_id: str, saved: int, reason: str):
-        cause = re.search(r"\[Errno -?\d+\] [\w ]+", reason) or re.search(r"timed out|Max retries exceeded", reason)
-        super().__init__(f"the tracking store stopped answering ({cause.group(0) if cause else reason[:80]}); "
-                         f"the search stopped "
-                         f"with {saved} trials saved in run {parent_run_id}")
+    def __init__(self, parent_run_id: str, saved: int, reason: str, refused: str = "", uri: str = ""):
+        if refused:
+            where = f" at {uri[:120]}" if uri and "'" not in refused else ""   # else the cause names the path
+            head = f"the tracking store{where} refused a write ({refused}); free space or make it writable"
+        else:
+            head = f"the tracking store stopped answering ({short_cause(reason)})"
+        tail = f"the search stopped with {saved} trials saved in run {parent_run_id}" if parent_run_id else \
+            "the search stopped before its first trial"
+        super().__init__(f"{head}; {tail}")
         self.parent_run_id, self.saved = parent_run_id, saved
 
 
@@ -84,7 +87,12 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     check_access(client)
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
-        parent, experiment_id = _open_parent(client, tune, resumed, parent_run_id, writer)
+        try:
+            parent, experiment_id = _open_parent(client, tune, resumed, parent_run_id, writer)
+        except Exception as exc:
+            if refused := storage_error(exc):
+                raise StoreLost("", 0, str(exc), refused, uri) from None
+            raise
         # Said first, so that even after a kill -9 the terminal holds the id `--resume` needs.
         listener.message(f"search run {parent.run_id} {'resumed' if resume else 'started'}; "
                          "--resume it if it stops")   # one id: the line fits 80 columns
@@ -94,7 +102,7 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         try:
             faults.point("setup-logged")
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
-            if interrupts.store_lost():   # no summary to write: stop now
+            if interrupts.store_failed():   # no summary to write: stop now
                 raise RuntimeError(interrupts.signal_name())
             faults.point("before-summary")
             # The trials table needs nothing from the trials' runs: it is written while the
@@ -106,13 +114,16 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         except BaseException as exc:
             listener.search_finished()
             lost = interrupts.store_lost()
+            refused = storage_error(exc) or (storage_error(RuntimeError(interrupts.signal_name())) or "a write failed"
+                                             if interrupts.store_refused() else "")
             if not lost:
                 with contextlib.suppress(Exception):   # the store itself may be what failed
                     parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
-                    parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            if lost or _unreachable(exc):
+                    parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) or refused else "FAILED")
+            if lost or refused or _unreachable(exc):
                 saved = sum(o.status in FINAL for o in result.outcomes) if result is not None else 0
-                raise StoreLost(parent.run_id, saved, interrupts.signal_name()[len(LOST):] or str(exc)) from None
+                reason = interrupts.signal_name().split(": ", 1)[-1] if interrupts.store_failed() else str(exc)
+                raise StoreLost(parent.run_id, saved, reason, refused, uri) from None
             raise
         fatal = next((o.error for o in result.outcomes if o.fatal), "")
         parent.end("KILLED" if result.interrupted else "FAILED" if fatal else "FINISHED")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sqlite3
 import threading
 import urllib.error
@@ -115,3 +116,35 @@ def _create(path: Path) -> None:
     store.engine.dispose()
     faults.point("store-created")
     os.replace(tmp, path)
+
+
+# What a store says when it cannot take a write, whoever raised it (SQLite, the OS for an artifact,
+# a server relaying either): matched in the text because MLflow rewraps each into its own exception.
+STORAGE_ERRORS = ("No space left on device", "database or disk is full", "Disk quota exceeded",
+                  "Read-only file system", "attempt to write a readonly database", "Permission denied",
+                  "Not a directory", "disk I/O error")
+
+
+def storage_error(exc: BaseException) -> str:
+    """The short cause when `exc` (or what it wraps) is the store refusing a write, else ""."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__}: {seen}"
+        for cause in STORAGE_ERRORS:
+            if cause in text:
+                errno = re.search(r"\[Errno \d+\] [^:'\n]+(?::\s*'[^']{0,120}')?", text)
+                return errno.group(0) if errno and cause in errno.group(0) else cause
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+def short_cause(exc: BaseException | str) -> str:
+    """A failed write's cause in a few words, for one line: the storage error, the OS error of a
+    lost connection, or the first line of the message."""
+    if isinstance(exc, BaseException) and (refused := storage_error(exc)):
+        return refused
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    if refused := storage_error(RuntimeError(text)):
+        return refused
+    found = re.search(r"\[Errno -?\d+\] [\w ]+", text) or re.search(r"timed out|Max retries exceeded", text)
+    return found.group(0).strip() if found else (text.splitlines() or [""])[0][:100]

@@ -160,6 +160,7 @@ class Writer:
         self.where = where
         self._thread: _Thread | None = None
         self._pending: list[tuple[Future[str], RunWrite]] = []
+        self._failed: dict[str, str] = {}   # run id -> why a job of it failed or was not written in time
         self._lock = threading.Lock()   # a search's worker pipes submit from several reader threads
 
     def start(self) -> Writer:
@@ -198,12 +199,15 @@ class Writer:
                 future.result(left)
             except TimeoutError:
                 errors.append(f"run {job.run_id}: not written within {timeout:g} s")
+                self._failed.setdefault(job.run_id, errors[-1])
             except Exception as exc:
                 errors.append(f"run {job.run_id}: files not written: {exc}")
+                self._failed.setdefault(job.run_id, errors[-1])
                 with contextlib.suppress(Exception):   # the store may be the thing that failed
                     _end_failed(job, exc)
-        for line in errors:
-            _log.warning("mlflow-tune: %s", line)
+        if not interrupts.store_failed():   # else the search's own stop line names the cause, once
+            for line in errors:
+                _log.warning("mlflow-tune: %s", line)
         return errors
 
     def wait_for(self, run_id: str, timeout: float | None = None) -> None:
@@ -213,6 +217,8 @@ class Writer:
         the store, whatever happens to the process next."""
         with self._lock:
             mine = [f for f, j in self._pending if j.run_id == run_id]
+        if run_id in self._failed:   # drain() found it failed (or unwritten) and let it go
+            raise RuntimeError(self._failed[run_id])
         deadline = None if timeout is None else time.monotonic() + timeout
         for future in mine:
             future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))

@@ -95,8 +95,11 @@ def test_version_short_help_and_defaults_in_help() -> None:
     assert root.exit_code == 0 and "search" in root.output and "--install-completion" in root.output
     env = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
     search_help = runner.invoke(app, ["search", "-h"], env=env).output
-    assert "[mtpe|tpe|random|anneal|grid]" in search_help and "[none|median|asha|hyperband|curve]" in search_help
-    assert "from the tune file" in search_help
+    assert "mtpe|tpe|random|anneal|grid" in search_help and "none|median|asha|hyperband|curve" in search_help
+    assert "override the tune file" in search_help
+    # at 80 columns it fits a screen: was 69-79 lines (a default note per option, wide choice columns)
+    narrow = runner.invoke(app, ["search", "-h"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}).output
+    assert len(narrow.splitlines()) <= 50 and "--no-progress" not in narrow, narrow
     train_help = runner.invoke(app, ["train", "-h"], env=env).output
     assert "[default: (0.2)]" in train_help   # --val-fraction's: rich markup once ate "[default: 0.2]"
 
@@ -107,11 +110,12 @@ def test_patience_stops_the_search_after_trials_without_a_new_best(tracking_uri:
         "experiment: patience\ntrain: {dataset: iris, model: mlp, epochs: 3, hidden_units: 8}\n"
         "space:\n  lr: {choice: [0.05, 0.000001, 0.0000001, 0.00000001]}\n"
         "search: {algo: grid, pruning: none, metric: val_accuracy}\n")
-    done = CliRunner().invoke(app, ["search", "--config", str(tmp_path / "tune.yaml"), "--patience", "1",
-                                    "--quiet", "--no-report", "--json"])
-    assert done.exit_code == 0, done.output
-    result = yaml.safe_load(done.output.strip().splitlines()[-1])
-    assert result["stopped_by"] == "no_progress" and result["counts"]["trials"] == 2, result
+    for name in ("--patience", "--no-progress"):   # the old name still works, out of the help
+        done = CliRunner().invoke(app, ["search", "--config", str(tmp_path / "tune.yaml"), name, "1",
+                                        "--quiet", "--no-report", "--json"])
+        assert done.exit_code == 0, done.output
+        result = yaml.safe_load(done.output.strip().splitlines()[-1])
+        assert result["stopped_by"] == "no_progress" and result["counts"]["trials"] == 2, result
 
 
 def _in_a_terminal(args: list[str], cwd: Path, columns: int, env: dict[str, str]) -> list[str]:
