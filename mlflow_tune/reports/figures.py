@@ -42,7 +42,8 @@ def _figure(width: float, height: float) -> Figure:
 
 def png_base64(fig: Figure) -> str:
     out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=DPI)
+    # tight: the canvas grows to hold a legend beside the axes (a fixed margin cut "nonconvergent (pruned)")
+    fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 

@@ -36,7 +36,19 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;max
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
 tr.best{background:#e6f4ef;font-weight:600}img{max-width:100%;display:block;margin:.5em 0 1.5em}
 h2{margin-top:1.6em;border-bottom:1px solid #eee}code{font-size:12px}.muted{color:#666}
-td.advice{min-width:24em;font-size:12px}.dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.3em}"""
+td.advice{min-width:24em;max-width:36em;font-size:12px}.wide{overflow-x:auto;max-width:100%}.dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.3em}"""
+
+
+# MLflow's artifact viewer shows the report from a blob: URL in an iframe sandboxed to scripts only:
+# no popup, no navigation out, so a run link there does nothing. There the links give way to the
+# run ids they point to, and one line says where they work (the file itself, opened from disk).
+IN_VIEWER = """if (location.protocol === "blob:" && window.top !== window.self) {
+  document.querySelectorAll("a[data-run]").forEach(a => a.replaceWith(a.textContent + " (" + a.dataset.run + ")"));
+  const note = document.createElement("p"); note.className = "muted";
+  note.textContent = "Inside MLflow's artifact viewer links cannot open: each trial shows its run id; " +
+    "open report.html from disk (or download it) to follow them.";
+  document.querySelector("h1").after(note);
+}"""
 
 
 def _num(value: float | None) -> str:
@@ -94,24 +106,25 @@ def _table(data: SearchData, ui_base: str) -> str:
     e = html.escape
     metric_names = sorted({k for r in data.rows for k in r.metrics})
     staged = bool(data.stages)
-    head = ["trial", *(["stage"] if staged else []), "outcome", data.metric, "diagnosis", *data.names,
-            *metric_names, "advice"]
+    # the advice beside its diagnosis, not after every param and metric: a wide search's table
+    # scrolls sideways (in MLflow's artifact viewer too) and the advice stays in view
+    head = ["trial", *(["stage"] if staged else []), "outcome", data.metric, "diagnosis", "advice", *data.names,
+            *metric_names]
     sign = 1 if data.mode == "min" else -1
     ranked = sorted(data.rows, key=lambda r: (r.objective is None, sign * (r.objective or 0.0), r.trial))
     body = []
     for r in ranked:
         link = f"{ui_base}/#/experiments/{data.experiment_id}/runs/{r.run_id}"
         dot = f'<span class="dot" style="background:{COLOURS.get(r.diagnosis, COLOURS[""])}"></span>'
-        cells = [f'<a href="{e(link)}" target="_blank" rel="noopener">{r.trial}</a>',
+        cells = [f'<a href="{e(link)}" data-run="{e(r.run_id)}" target="_blank" rel="noopener">{r.trial}</a>',
                  *([str(r.stage + 1)] if staged else []),
                  e(r.outcome), _num(r.objective), dot + e(r.diagnosis) if r.diagnosis else "",
-                 *(e(r.params.get(n, "")) for n in data.names), *(_num(r.metrics.get(m)) for m in metric_names),
-                 e(r.advice)]
+                 f'<td class="advice">{e(r.advice)}</td>',
+                 *(e(r.params.get(n, "")) for n in data.names), *(_num(r.metrics.get(m)) for m in metric_names)]
         style = ' class="best"' if r.run_id == data.best_run_id else ""
-        body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells[:-1])
-                    + f'<td class="advice">{cells[-1]}</td></tr>')
-    return (f"<h2>Trials, best first</h2><table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>"
-            f"{''.join(body)}</table>")
+        body.append(f"<tr{style}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f"<h2>Trials, best first</h2><div class=\"wide\"><table><tr>"
+            f"{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table></div>")
 
 
 def render(data: SearchData, ui_base: str) -> str:
@@ -127,6 +140,7 @@ def render(data: SearchData, ui_base: str) -> str:
 stopped by {e(data.stopped_by or "-")}).</p>
 {sections}{_stages(data)}{_table(data, ui_base)}
 <script type="application/json" id="trials">{payload}</script>
+<script>{IN_VIEWER}</script>
 </body></html>
 """
 
@@ -134,7 +148,10 @@ stopped by {e(data.stopped_by or "-")}).</p>
 def with_report_link(note: str, link: str) -> str:
     """The search run's description with one line linking to the report (replacing an earlier one)."""
     kept = [line for line in note.rstrip("\n").split("\n") if not line.startswith(REPORT_HEADING)]
-    return "\n".join([*kept, "", f"{REPORT_HEADING} [report.html]({link}) (figures and every trial)"]) + "\n"
+    # second, under the heading: above the fold of the run page, where the description is cut
+    at = 1 if kept and kept[0].startswith("#") else 0
+    lines = [*kept[:at], "", f"{REPORT_HEADING} [report.html]({link}) (figures and every trial)", "", *kept[at:]]
+    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1])).strip("\n") + "\n"
 
 
 def write_report(client: Any, parent_run_id: str, out_dir: Path, log_to_run: bool = True,

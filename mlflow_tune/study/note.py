@@ -43,6 +43,7 @@ def search_note(metric: str, mode: str, counts: Mapping[str, int], stopped_by: s
     ordered = ordered_counts(counts)
     by_outcome = ", ".join(f"{n} {s}" for s, n in ordered[:sum(1 for s in STATUSES if counts.get(s))])
     by_diagnosis = ", ".join(f"{n} {d}" for d, n in ordered[sum(1 for s in STATUSES if counts.get(s)):])
-    lines += ["", f"**Trials:** {by_outcome or 'none'}", "", f"**Diagnoses:** {by_diagnosis or 'none'}", "",
+    # one paragraph: MLflow folds a long description behind "Show more", and these are what one reads
+    lines += ["", f"**Trials:** {by_outcome or 'none'} · **Diagnoses:** {by_diagnosis or 'none'} · "
               f"**Stopped because** {STOPS.get(stopped_by, stopped_by or 'it ended')}."]
     return "\n".join(lines) + "\n"

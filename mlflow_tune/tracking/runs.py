@@ -7,6 +7,8 @@ runs nest through an explicit parent id.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import time
@@ -27,8 +29,24 @@ URI_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql"
 MAX_EXPERIMENT_NAME = 500   # MLflow's own limit, refused by it with a traceback
 TAG = "mlflow_tune."
 PARENT_TAG = "mlflow.parentRunId"
+# The runs table as the printed link opens it: the objective, the diagnosis and the outcome as columns
+# (MLflow's default shows Source, Models and Dataset, empty for our runs). MLflow's UI keeps a shared
+# view as an experiment tag `mlflow.sharedViewState.<key>` (JSON of its page state, the UI-state fields
+# of models/ExperimentPageUIState.tsx) and opens it for the URL parameter `viewStateShareKey=<key>`;
+# tests/browser/test_mlflow_ui.py fails if MLflow stops reading it.
+VIEW_KEY = "mlflow-tune"
+VIEW_TAG = "mlflow.sharedViewState." + VIEW_KEY
+RUNS_VIEW = {
+    "selectedColumns": ["metrics.`objective`", f"tags.`{TAG}diagnosis`", f"tags.`{TAG}outcome`"],
+    "runsExpanded": {}, "runsPinned": [], "runsHidden": [], "runsVisibilityMap": {},
+    "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False,
+    "isAccordionReordered": False, "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None,
+    "groupsExpanded": {}, "autoRefreshEnabled": True,
+    "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    "orderByKey": "attributes.start_time", "orderByAsc": False,
+}
 # MLflow 3 opens an experiment of this kind on its training runs, not on the GenAI overview (traces).
-EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development", VIEW_TAG: json.dumps(RUNS_VIEW)}
 _BATCH = 100   # MLflow accepts at most 100 params per log_batch call
 
 
@@ -114,6 +132,9 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 def _find_or_create_experiment(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if VIEW_TAG not in found.tags:   # made by MLflow or an earlier mlflow-tune: the link's view too
+            with contextlib.suppress(Exception):   # e.g. a server that lets this user log but not edit
+                client.set_experiment_tag(found.experiment_id, VIEW_TAG, EXPERIMENT_TAGS[VIEW_TAG])
         return str(found.experiment_id)
     uri = client.tracking_uri
     location = None

@@ -19,6 +19,7 @@ import pytest
 from helpers import needs
 from servers import MlflowServer
 
+from mlflow_tune.cli.common import ui_hint
 from mlflow_tune.cli.report import make_report
 from mlflow_tune.config.tunefile import parse_tune_config
 from mlflow_tune.study.study import search
@@ -72,21 +73,20 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         page = context.new_page()
         page.set_default_timeout(60_000)
 
-        # the runs table, as the printed link opens it: the search, its trials nested under it
-        page.goto(f"{server}/#/experiments/{eid}/runs?workflowType=machine_learning")
+        # the runs table, as the printed link opens it: the objective, diagnosis and outcome columns
+        # without a click on "Columns" (the experiment's shared view), the empty Source, Models and
+        # Dataset columns gone; the search's trials nested under it
+        link = re.search(r"runs: (\S+)", ui_hint(server, eid)).group(1)   # type: ignore[union-attr]
+        page.goto(link)
         expect(page.get_by_text("search random digits-mlp")).to_be_visible()
-        page.get_by_role("button", name="Columns").click()
-        # the objective and the diagnosis in, the empty Dataset, Source and Models columns out
-        for column in ("objective", "mlflow_tune.diagnosis", "Dataset", "Source", "Models"):
-            page.get_by_placeholder("Search columns").fill(column)
-            node = page.locator(".du-bois-light-tree-treenode", has=page.get_by_text(column, exact=True))
-            node.first.locator(".du-bois-light-tree-checkbox").click()
-        page.keyboard.press("Escape")
+        for column in ("objective", "mlflow_tune.diagnosis", "mlflow_tune.outcome"):
+            expect(page.get_by_role("columnheader", name=column).first).to_be_visible()
+        for column in ("Source", "Models", "Dataset"):
+            expect(page.get_by_role("columnheader", name=column)).to_have_count(0)
         page.locator("[role=row]", has_text="search random digits-mlp").locator(
             "button[data-component-id*=runnamecellrenderer]").click()   # unfold the search's trials
         for trial in out.trials:
             expect(page.get_by_text(re.compile(rf"^trial-{trial.tid:02d} "))).to_be_visible()
-        expect(page.get_by_role("columnheader", name="objective").first).to_be_visible()
         expect(page.get_by_text(re.compile("^(healthy|underfit|overfit|nonconvergent)$")).first).to_be_visible()
         page.screenshot(path=SHOTS / "runs.png")
 
@@ -107,6 +107,10 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         page.goto(f"{server}/{href}")
         frame = page.frame_locator("iframe").first
         expect(frame.get_by_text("Optimisation history")).to_be_visible()
+        # the viewer's sandbox opens no link: the run ids stand in for them, and the page says so
+        expect(frame.get_by_text("links cannot open", exact=False)).to_be_visible()
+        expect(frame.locator("a[data-run]")).to_have_count(0)
+        expect(frame.get_by_text(out.trials[0].run_id, exact=False).first).to_be_visible()
         images = frame.locator("img")
         expect(images).to_have_count(5)
         assert all(w > 300 for w in _decoded_widths(images)), _decoded_widths(images)
@@ -116,6 +120,7 @@ def test_search_in_the_mlflow_ui(tracking_uri: str, server: str) -> None:
         page.goto((Path.cwd() / "reports" / rid / "report.html").as_uri())
         expect(page.locator("img")).to_have_count(5)
         assert all(w > 300 for w in _decoded_widths(page.locator("img"))), _decoded_widths(page.locator("img"))
+        expect(page.locator("a[data-run]")).to_have_count(len(out.trials))   # from disk the links stay
         page.set_viewport_size({"width": 1100, "height": 1500})
         page.screenshot(path=SHOTS / "report-from-disk.png")
         browser.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from typing import Any
 
 from mlflow_tune.reports.analysis import importance_data, parallel_data, parallel_figure
 from mlflow_tune.reports.data import SearchData, StageInfo, TrialRow
@@ -16,8 +17,19 @@ from mlflow_tune.reports.figures import (
     history_figure,
     param_data,
     param_figure,
+    png_base64,
 )
 from mlflow_tune.reports.html import render
+
+
+def plt_image(encoded: str) -> Any:
+    """The PNG's pixels (rows, columns, channels), decoded by matplotlib."""
+    import base64
+    import io
+
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(base64.b64decode(encoded)), format="png")
 
 DIAGNOSES = ("healthy", "underfit", "overfit", "nonconvergent")
 
@@ -65,6 +77,13 @@ def test_history_marks_best_so_far_pruned_and_stage_boundaries() -> None:
     # the legend sits right of the axes, never over the data
     fig.canvas.draw()
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    # and the saved image holds all of it: "nonconvergent (pruned)" was cut at the figure's edge
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x1 > fig.bbox.x1   # wider than the figure as drawn: only a tight save keeps it
+    image = plt_image(png_base64(fig))
+    # a tight save spans the drawn artists plus 0.1 in each side: the legend's right end must be in it
+    tight, pad = fig.get_tightbbox(), 0.1 * fig.dpi
+    assert image.shape[1] >= legend.x1 - tight.x0 * fig.dpi + 2 * pad - 1, (image.shape, legend, tight)
 
 
 def test_learning_curves_are_coloured_by_diagnosis() -> None:
@@ -118,3 +137,15 @@ def test_page_is_self_contained() -> None:
     assert not re.search(r"(src|href)=\"(?!data:|http://127\.0\.0\.1:5000/#/)", page)
     assert "stage 1/2 random 30% data 2 epochs" in page and "0.2" in page   # stages and retrain table
     assert page.index(">4</a>") < page.index(">0</a>")   # best first
+
+
+def test_the_report_link_sits_under_the_heading_and_a_new_report_replaces_it() -> None:
+    """MLflow folds a long run description behind "Show more": the link goes where it is seen."""
+    from mlflow_tune.reports.html import with_report_link
+
+    note = "### Search: 3 trials\n\n**Best trial:** 1\n\n**Trials:** 3 completed\n"
+    once = with_report_link(note, "#/a")
+    link = "**Report:** [report.html](#/a) (figures and every trial)"
+    assert once.split("\n")[:3] == ["### Search: 3 trials", "", link]
+    again = with_report_link(once, "#/b")
+    assert again == once.replace("#/a", "#/b")   # replaced, no line or blank line added
