@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflow_tune import faults, interrupts
@@ -84,15 +84,12 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     # Trials training in this process: their writes (and the set-up's) go to the writer thread.
     writer = shared_writer().start() if tune.search.parallel <= 1 and not tune.search.project else None
     client = client_for(tracking_uri)
-    check_access(client)
+    with _before_the_parent(uri):
+        check_access(client)
     # From here a signal sets a flag: the parent is made, then ended with a summary, whatever comes.
     with interrupts.saving():
-        try:
+        with _before_the_parent(uri):
             parent, experiment_id = _open_parent(client, tune, resumed, parent_run_id, writer)
-        except Exception as exc:
-            if refused := storage_error(exc):
-                raise StoreLost("", 0, str(exc), refused, uri) from None
-            raise
         # Said first, so that even after a kill -9 the terminal holds the id `--resume` needs.
         listener.message(f"search run {parent.run_id} {'resumed' if resume else 'started'}; "
                          "--resume it if it stops")   # one id: the line fits 80 columns
@@ -130,6 +127,17 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
     if fatal:   # e.g. the metric is never reported: the user's mistake, told in one line
         raise ConfigError(fatal)
     return outcome
+
+
+@contextlib.contextmanager
+def _before_the_parent(uri: str) -> Iterator[None]:
+    """The store failing before the search has a run: one line (StoreLost), nothing to resume."""
+    try:
+        yield
+    except Exception as exc:
+        if (refused := storage_error(exc)) or _unreachable(exc):
+            raise StoreLost("", 0, str(exc), refused, uri) from None
+        raise
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -147,3 +147,31 @@ def test_an_artifact_root_that_refuses_writes_stops_with_one_line_and_ends_every
     assert again.code == 0, again.stderr[-3000:]
     check_search(uri, parent, completed_printed(again.stderr), EPOCHS)
     shutil.rmtree(tmp_path / "mlartifacts")
+
+
+def test_a_server_that_fails_before_the_search_has_a_run_is_one_line_with_nothing_to_resume(tmp_path: Path) -> None:
+    """bench/chaos.py --moment server found it: the server gone between the start-up check and the
+    search's run was a 60-line traceback. A server whose /health answers and whose API does not."""
+    import http.server
+
+    class HalfServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path.startswith("/health") else 503)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HalfServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{httpd.server_address[1]}"
+        done = run(["search", "--config", str(tune_file(tmp_path))], tmp_path, uri, timeout=120)
+    finally:
+        httpd.shutdown()
+    lines = done.stderr.strip().splitlines()
+    assert done.code == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert lines[-1].startswith("Error: the tracking store stopped answering") and \
+        lines[-1].endswith("the search stopped before its first trial"), lines[-1]
