@@ -91,3 +91,17 @@ def test_a_budget_cut_short_while_the_loss_still_falls_is_underfit_train_longer_
     # the same level, flat: stalled
     flat = Curves(train_loss=[2.30, 2.299, 2.298, 2.297, 2.297], val_loss=[2.3, 2.3, 2.299, 2.299, 2.298])
     assert diagnose(flat, n_classes=10).detail == "stalled"
+
+
+def test_an_explosion_that_settles_back_at_chance_is_stalled_not_train_longer() -> None:
+    """Seen on the Lightning example (Adam lr 0.15, 10 classes): the first epoch's loss is above
+    chance and falls back to ln(10); the fall is recovery, not learning. Was underfit/still_improving
+    with "train longer"."""
+    curves = Curves(train_loss=[2.767, 2.314, 2.312], val_loss=[2.317, 2.309, 2.306],
+                    val_accuracy=[0.102, 0.102, 0.102])
+    d = diagnose(curves, n_classes=10, params={"lr": 0.145, "optimizer": "adam"})
+    assert (d.label, d.detail) == ("nonconvergent", "stalled"), d
+    assert not any(a.startswith("train longer") for a in d.advice), d.advice
+    # the same fall, but below chance, is a budget cut short
+    cut = diagnose(Curves(train_loss=[2.30, 2.10, 1.95], val_loss=[2.28, 2.12, 1.99]), n_classes=10)
+    assert (cut.label, cut.detail) == ("underfit", "still_improving"), cut
