@@ -24,7 +24,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("study",),                          # a whole search as one parent run; plugins/ sit beside cli
     ("stages", "samplers"),              # what a stage searches; what to try next
     ("config",),                         # the tune file, validated
-    ("executors",),                      # where trials run
+    ("executors", "integrations"),       # where trials run; a framework's Trainer as a trial
     ("trials", "api", "registry"),       # one trial; one training run; promotion
     ("reports", "diagnostics"),          # read runs back: figures and the report; labels and advice
     ("tracking",),                       # the only code that writes to MLflow

@@ -23,7 +23,9 @@ ALGOS = ("mtpe", "tpe", "random", "anneal", "grid")
 DEFAULT_ALGO = "mtpe"
 # Metrics whose direction is known; any other name (a user function's, a project's) needs `mode`.
 KNOWN_MODES = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max", "train_accuracy": "max",
-               "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max"}
+               "val_f1": "max", "val_balanced_accuracy": "max", "val_auc": "max",
+               # the names Lightning users log and Hugging Face's Trainer reports
+               "val_acc": "max", "train_acc": "max", "eval_loss": "min", "eval_accuracy": "max"}
 METRICS = tuple(KNOWN_MODES)
 MODES = ("min", "max")
 MAX_TRIALS = 100_000

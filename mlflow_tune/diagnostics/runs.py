@@ -1,8 +1,9 @@
 """Diagnose MLflow runs, ours or other tools': read curves back, label, write tags.
 
 Metric names are recognised across tools: ours (train_loss, val_loss, train_accuracy,
-val_accuracy), Keras autolog (loss, val_loss, accuracy, val_accuracy) and Lightning-style
-(train_acc, val_acc, *_epoch); explicit keys override the guess.
+val_accuracy), Keras autolog (loss, val_loss, accuracy, val_accuracy), Lightning-style
+(train_acc, val_acc, *_epoch) and Hugging Face's Trainer (loss, eval_loss, eval_accuracy);
+explicit keys override the guess.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from mlflow_tune.training.config import ConfigError
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "train_loss": ("train_loss", "loss", "train_loss_epoch"),
-    "val_loss": ("val_loss", "val_loss_epoch", "validation_loss"),
+    "val_loss": ("val_loss", "val_loss_epoch", "validation_loss", "eval_loss"),
     "train_accuracy": ("train_accuracy", "accuracy", "train_acc", "acc", "train_acc_epoch"),
-    "val_accuracy": ("val_accuracy", "val_acc", "val_acc_epoch", "validation_accuracy"),
+    "val_accuracy": ("val_accuracy", "val_acc", "val_acc_epoch", "validation_accuracy", "eval_accuracy",
+                     "eval_acc"),
     "lr": ("lr", "learning_rate"),
     "grad_norm": ("grad_norm",),
     "val_balanced_accuracy": ("val_balanced_accuracy", "val_balanced_acc"),

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,3 +271,47 @@ class RunLogger:
 
     def status(self) -> str:
         return str(self.client.get_run(self.run_id).info.status)
+
+
+def autologging(flavor: str, run_id: str) -> bool:
+    """Whether MLflow's autologging of `flavor` is on, and so already writes a framework's metrics;
+    refused (ValueError) when it would write them to another run than `run_id`."""
+    import sys
+
+    if "mlflow" not in sys.modules:   # nobody here turned it on
+        return False
+    from mlflow.utils.autologging_utils import autologging_is_disabled
+
+    if autologging_is_disabled(flavor):  # type: ignore[no-untyped-call]
+        return False
+    if where := active_elsewhere(run_id):
+        raise ValueError(f"mlflow.{flavor}.autolog() would write into {where}, not the trial's run {run_id}: "
+                         "train inside `with trial_run(trial):` (mlflow_tune.integrations).")
+    return True
+
+
+def active_elsewhere(run_id: str) -> str:
+    """"" when MLflow's active run is `run_id`; else where MLflow's fluent logging would write."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        return ""
+    return "a new run" if active is None else f"run {active.info.run_id}"
+
+
+@contextlib.contextmanager
+def trial_run(trial: Any) -> Iterator[Any]:
+    """The trial's run as MLflow's active run, for `mlflow.<flavor>.autolog()` and `mlflow.log_*`.
+
+    Left RUNNING on the way out (`end_run(status="RUNNING")` only pops it): the search ends the run
+    with the trial's outcome, and a run ended FINISHED before its outcome tag would look like a
+    finished trial to anyone reading the store in between."""
+    import mlflow
+
+    mlflow.set_tracking_uri(trial.tracking_uri)
+    run = mlflow.start_run(run_id=trial.run_id)
+    try:
+        yield run
+    finally:
+        mlflow.end_run(status="RUNNING")

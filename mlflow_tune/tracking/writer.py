@@ -51,6 +51,7 @@ class RunWrite:
     checkpoint: bytes = b""                      # -> checkpoints/best_checkpoint.pt
     model: ModelParts | None = None              # -> an MLflow PyTorch model
     figure: bytes = b""                          # -> learning_curves.png, drawn by the caller (a PNG)
+    files: tuple[tuple[str, bytes], ...] = ()    # (artifact path, bytes), e.g. checkpoints/best.ckpt
     tags: tuple[tuple[str, str], ...] = ()       # set after the files: e.g. the trial's outcome marker
     status: str = ""                             # then end the run with this status
     experiment_id: str = ""                      # the run's, when known (the model needs it)
@@ -73,7 +74,7 @@ def write_run(job: RunWrite) -> str:
         return RunLogger.start(client_for(job.tracking_uri), job.experiment_id, name=tags.pop("mlflow.runName", None),
                                tags=tags).run_id
     run = RunLogger(client_for(job.tracking_uri), job.run_id)
-    if not (job.history or job.figure or job.checkpoint or job.model or job.texts):   # numbers only: one commit
+    if not (job.history or job.figure or job.checkpoint or job.model or job.texts or job.files):   # numbers only
         run.log_batch(job.metrics, params=dict(job.params), tags=dict(job.tags))
         if job.status:
             run.end(job.status)
@@ -85,6 +86,9 @@ def write_run(job: RunWrite) -> str:
             folder = Path(tmp)
             for name, text in job.texts:
                 (folder / name).write_text(text)
+            for name, data in job.files:
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(data)
             if job.history:
                 (folder / "metrics_history.csv").write_text(history_csv(job.history))
             if job.figure:

@@ -52,6 +52,12 @@ class Trial:
     def __init__(self, spec: TrialSpec, writer: Writer | Forwarding, board: Board):
         self.number = spec.tid
         self.run_id = spec.run_id
+        self.tracking_uri = spec.tracking_uri   # where the run is: for a framework's own MLflow logger
+        self.metric = spec.metric               # what the search judges
+        # Set by a framework callback that stopped training for SIGINT/SIGTERM instead of raising
+        # into the framework (Lightning turns a KeyboardInterrupt into sys.exit): ends the trial interrupted.
+        self.interrupted = False
+        self._files: list[tuple[str, bytes]] = []
         # A stage's epochs/subsample reach the function as its budget, not as parameters.
         self.params: dict[str, Any] = {k: v for k, v in spec.config.items()
                                        if k not in spec.budget or k in spec.params}
@@ -67,8 +73,11 @@ class Trial:
         self._reports = 0
         self.model: ModelParts | None = None
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Log `metrics` at `step` (e.g. the epoch); raises `TrialPruned` when the trial should stop."""
+    def report(self, step: int, metrics: Mapping[str, float], log: bool = True) -> None:
+        """Log `metrics` at `step` (e.g. the epoch); raises `TrialPruned` when the trial should stop.
+
+        `log=False`: judge them (pruning, the guard, the diagnosis) without writing them, for a
+        framework logger that already writes them to this trial's run."""
         if self._judge.stopped:
             raise TrialPruned(self._judge.stopped)
         if interrupts.requested():   # SIGINT/SIGTERM: the trial stops here, what it reported is kept
@@ -85,7 +94,8 @@ class Trial:
                                 f"({', '.join(sorted(values)) or 'none'}); name one of them in search.metric.")
         self._reports += 1
         self._judge.add(values)
-        self._pending += [(key, value, int(step)) for key, value in values.items() if math.isfinite(value)]
+        if log:
+            self._pending += [(key, value, int(step)) for key, value in values.items() if math.isfinite(value)]
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
         if metric in values and self._judge.judge(values[metric], values, f"step {step}"):
@@ -104,6 +114,11 @@ class Trial:
         source = getattr(inspect.getmodule(type(model)), "__file__", None)
         user_code = (str(source),) if source and "site-packages" not in str(source) else ()
         self.model = ModelParts(buffer.getvalue(), input_example, user_code)
+
+    def log_file(self, path: str, data: bytes) -> None:
+        """Write `data` to the run's artifacts at `path` with the trial's last write (e.g. the kept
+        epoch's checkpoint, `checkpoints/best.ckpt`)."""
+        self._files.append((path, data))
 
     def flush(self) -> None:
         if self._start or self._pending:
@@ -138,7 +153,7 @@ class Trial:
                 **({TAG + "pruned": "true"} if status == "pruned" else {})}
         self._writer.submit(self._job(
             metrics=(*self._pending, *((k, v, steps) for k, v in metrics.items())), tags=tuple(tags.items()),
-            status=RUN_STATUS.get(status, "FINISHED")))
+            files=tuple(self._files), status=RUN_STATUS.get(status, "FINISHED")))
         self._pending = []
         return TrialOutcome(spec.tid, spec.run_id, status, objective, loss, diagnosis.label if diagnosis else "",
                             steps, judge.stopped, spec.params)
@@ -175,6 +190,8 @@ def run_function(spec: TrialSpec, writer: Writer | Forwarding, board: Board) -> 
     trial = Trial(spec, writer, board)
     try:
         fn(trial)
+        if trial.interrupted:
+            raise interrupts.Interrupted
     except TrialPruned:
         pass
     except MetricMissing as exc:
