@@ -24,12 +24,14 @@ import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
 from typing import Any
 
 from mlflow_tune.executors.names import local_master
@@ -56,6 +58,24 @@ def check_spark(master: str, tracking_uri: str) -> None:
 
 _context: Any = None
 _context_lock = threading.Lock()
+# Spark's own log (its Java stack traces when a worker dies: ~40 lines each) goes to this file, not
+# over the search's progress; a trial that fails on Spark names it.
+SPARK_LOG = Path(tempfile.gettempdir()) / f"mlflow-tune-spark-{os.getpid()}.log"
+LOG4J2 = """rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+
+
+def _log_settings() -> list[tuple[str, str]]:
+    """The driver JVM's log4j2 set-up, read when pyspark starts the JVM (local mode: executors too)."""
+    config = SPARK_LOG.with_suffix(".properties")
+    config.write_text(LOG4J2.format(path=SPARK_LOG))
+    return [("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={config.as_uri()}")]
 
 
 def spark_context(master: str, parallel: int) -> Any:
@@ -69,7 +89,7 @@ def spark_context(master: str, parallel: int) -> Any:
             # A trial is not retried (its run would be written twice); progress bars would garble
             # the search's own display.
             settings = [("spark.task.maxFailures", "1"), ("spark.ui.showConsoleProgress", "false"),
-                        ("spark.log.level", "ERROR"),
+                        *_log_settings(),
                         # trials forked from a daemon that imported torch and MLflow once
                         ("spark.python.daemon.module", "mlflow_tune.executors.spark_daemon")]
             if local_master(master):
@@ -175,7 +195,7 @@ class SparkExecutor:
             task = _on_executor(fn, spec, self.listener.address, self.key)
             kind, value = self.context.parallelize([0], 1).mapPartitions(task).collect()[0]
         except Exception as exc:
-            raise RuntimeError(f"Spark task failed: {_reason(exc)}") from None
+            raise RuntimeError(f"Spark task failed: {_reason(exc)} (Spark's log: {SPARK_LOG})") from None
         finally:
             self.groups.discard(group)
         if kind == "lost":

@@ -85,7 +85,8 @@ def test_pruning_on_spark_decides_as_a_local_search(tracking_uri: str, tmp_path:
 
 
 @pytest.mark.slow
-def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri: str) -> None:
+def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri: str,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
     def fit(trial: Any) -> None:
         if trial.number == 0:
             os._exit(3)   # the Spark worker process dies mid-trial
@@ -98,6 +99,10 @@ def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri:
     assert [r.info.status for r in runs] == ["FAILED", "FINISHED"]
     error = runs[0].data.tags[TAG + "error"]
     assert "Spark task failed" in error and "\n" not in error
+    # Spark's Java stack trace went to its log file, which the error names, not over the terminal
+    log = Path(error.rsplit("Spark's log: ", 1)[1].rstrip(")"))
+    assert "\tat org.apache.spark" in log.read_text()
+    assert "\tat org.apache.spark" not in capfd.readouterr().err
     assert len(client_for(tracking_uri).get_metric_history(runs[1].info.run_id, "score")) == 3
 
 
