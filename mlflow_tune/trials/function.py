@@ -69,7 +69,9 @@ class Trial:
                                        "tags": ((TAG + "role", "trial"), (TAG + "trial", str(spec.tid)),
                                                 (TAG + "worker", worker_name()),
                                                 ("mlflow.runName", spec.run_name))}
-        self._last_flush = time.monotonic()
+        # The first report is written at once (params, tags, its point): a worker killed in the
+        # trial's first seconds leaves a run that says what it was and how it began, for the diagnosis.
+        self._last_flush = -math.inf
         self._reports = 0
         self.model: ModelParts | None = None
 

@@ -88,10 +88,11 @@ def test_pruning_on_spark_decides_as_a_local_search(tracking_uri: str, tmp_path:
 def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri: str,
                                                                    capfd: pytest.CaptureFixture[str]) -> None:
     def fit(trial: Any) -> None:
-        if trial.number == 0:
-            os._exit(3)   # the Spark worker process dies mid-trial
         for step in range(3):
             trial.report(step, {"score": trial.params["x"] + step})
+            if trial.number == 0:
+                time.sleep(3)   # the first point is written at once (was: only after 2 s, at a later report)
+                os._exit(3)   # the Spark worker process dies mid-trial
 
     outcome = optimize(fit, {"x": {"uniform": [0, 1]}}, metric="score", mode="max", max_trials=2,
                        pruning="none", executor="spark")
@@ -104,6 +105,9 @@ def test_a_crashed_executor_fails_its_trial_and_the_search_goes_on(tracking_uri:
     assert "\tat org.apache.spark" in log.read_text()
     assert "\tat org.apache.spark" not in capfd.readouterr().err
     assert len(client_for(tracking_uri).get_metric_history(runs[1].info.run_id, "score")) == 3
+    # the failed trial keeps what it had reported before its worker died: evidence for the diagnosis
+    assert len(client_for(tracking_uri).get_metric_history(runs[0].info.run_id, "score")) == 1
+    assert "x" in runs[0].data.params
 
 
 @pytest.mark.slow
