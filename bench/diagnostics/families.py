@@ -1,4 +1,4 @@
-"""Score mlflow_tune.diagnostics on held-out families: leave one data set out, leave one model family out.
+"""Score mlflow_tune.diagnostics on held-out families: leave one data set, model family or fault kind out.
 
 The rules have no fitted parameters: their thresholds were set from their sources and from
 generate.py's MLP runs, and the issue-13 additions (diagnostics/symptoms.py, advice directions) were
@@ -6,6 +6,7 @@ written from the issue's descriptions *before* wide.py's runs existed.  So holdi
 scoring the rules on a family they were never checked on; no threshold was changed after seeing
 these scores.  For every fold: macro-F1 over the four labels and the share of healthy runs flagged.
 The pooled line is the macro-F1 over all folds' held-out runs together (each run is held out once).
+Then each recipe (fault kind) alone, and the calibration table (confidence of the label vs share right).
 
     python bench/diagnostics/families.py [--runs bench/diagnostics/wide_runs.jsonl] [--with-mlp-bench]
         [--show-errors]
@@ -34,14 +35,17 @@ def load(path: Path, family: str | None = None) -> list[dict[str, Any]]:
 
 
 def predict(run: dict[str, Any]) -> str:
+    return judge(run).label
+
+
+def judge(run: dict[str, Any]) -> Any:
     c = run["curves"]
     curves = Curves(**{k: [float("nan") if v is None else v for v in c.get(k, [])]
                        for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")})
     params = {k: str(v) for k, v in run["params"].items()}
     params["model"] = "rnn" if params.get("model") in ("gru", "lstm") else params.get("model", "mlp")
-    d = diagnose(curves, n_classes=run["n_classes"], planned_epochs=int(run["params"]["epochs"]), params=params,
-                 majority_rate=run.get("majority_rate"))
-    return d.label
+    return diagnose(curves, n_classes=run["n_classes"], planned_epochs=int(run["params"]["epochs"]), params=params,
+                    majority_rate=run.get("majority_rate"))
 
 
 def macro_f1(pairs: list[tuple[str, str]]) -> float:
@@ -81,6 +85,41 @@ def fold_table(title: str, key: str, runs: list[dict[str, Any]], preds: dict[str
     return macro_f1(pooled), bad / max(n, 1)
 
 
+def fault_table(runs: list[dict[str, Any]], preds: dict[str, str]) -> None:
+    """Each recipe (a cause: a fault kind, or a healthy set-up) scored on its own: every run of a
+    recipe has one true label, so the figure is the share labelled right, with the labels given."""
+    print("\n== leave one fault kind out (each recipe scored alone) ==")
+    print(f"{'recipe':24s} {'true':14s} {'runs':>5s} {'right':>7s}  labels given")
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[r["recipe"]].append(r)
+    for name in sorted(groups, key=lambda n: (groups[n][0]["label"], n)):
+        rs = groups[name]
+        given = Counter(preds[r["run_id"]] for r in rs)
+        right = sum(1 for r in rs if preds[r["run_id"]] == r["label"])
+        print(f"{name:24s} {rs[0]['label']:14s} {len(rs):5d} {right / len(rs):7.0%}  "
+              + ", ".join(f"{k} {v}" for k, v in given.most_common()))
+    noncon = [r for r in runs if r["label"] == "nonconvergent"]
+    hit = sum(1 for r in noncon if preds[r["run_id"]] == "nonconvergent")
+    print(f"nonconvergent recall: {hit}/{len(noncon)} = {hit / max(len(noncon), 1):.3f}")
+
+
+BINS = ((0.5, 0.7), (0.7, 0.9), (0.9, 1.01))
+
+
+def calibration(runs: list[dict[str, Any]], judged: dict[str, Any]) -> None:
+    """The reliability table: of the runs labelled with a confidence in each bin, how many are right."""
+    print("\n== calibration: confidence of the label given vs the share right ==")
+    print(f"{'confidence':12s} {'runs':>5s} {'right':>7s}  {'mean confidence':>15s}")
+    for low, high in (*BINS, (0.0, 0.5)):
+        rs = [r for r in runs if low <= judged[r["run_id"]].confidence < high]
+        if not rs:
+            continue
+        right = sum(1 for r in rs if judged[r["run_id"]].label == r["label"])
+        mean = sum(judged[r["run_id"]].confidence for r in rs) / len(rs)
+        print(f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}   {len(rs):5d} {right / len(rs):7.1%}  {mean:15.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(HERE / "wide_runs.jsonl"))
@@ -90,11 +129,14 @@ def main() -> None:
     runs = load(Path(args.runs))
     if args.with_mlp_bench:
         runs += load(HERE / "runs.jsonl", family="mlp")
-    preds = {r["run_id"]: predict(r) for r in runs}
+    judged = {r["run_id"]: judge(r) for r in runs}
+    preds = {run_id: d.label for run_id, d in judged.items()}
     print(f"{len(runs)} confirmed runs; families {sorted({r['family'] for r in runs})}; "
           f"data sets {sorted({r['dataset'] for r in runs})}")
     fold_table("leave one model family out", "family", runs, preds)
     fold_table("leave one data set out", "dataset", runs, preds)
+    fault_table(runs, preds)
+    calibration(runs, judged)
     print("\n== per label (all runs) ==")
     print(f"{'true / predicted':16s}" + "".join(f"{p:>15s}" for p in (*LABELS, "unknown")))
     for t in LABELS:
