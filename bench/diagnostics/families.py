@@ -117,7 +117,8 @@ def calibration(runs: list[dict[str, Any]], judged: dict[str, Any]) -> None:
             continue
         right = sum(1 for r in rs if judged[r["run_id"]].label == r["label"])
         mean = sum(judged[r["run_id"]].confidence for r in rs) / len(rs)
-        print(f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}   {len(rs):5d} {right / len(rs):7.1%}  {mean:15.2f}")
+        span = f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}"
+        print(f"{span:12s} {len(rs):5d} {right / len(rs):7.1%}  {mean:15.2f}")
 
 
 def main() -> None:
