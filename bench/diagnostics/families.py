@@ -34,6 +34,25 @@ def load(path: Path, family: str | None = None) -> list[dict[str, Any]]:
     return [r for r in runs if r.get("confirmed")]
 
 
+_VAL_ROWS: dict[str, int] = {}
+
+
+def val_rows(dataset: str) -> int:
+    """Rows of the bench's validation split of `dataset` (a stratified 30 %, as generate.py and wide.py
+    split it): the sample its accuracy is measured on, as our loop logs it (`val_rows`)."""
+    if dataset not in _VAL_ROWS:
+        import math
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import generate
+        import wide
+
+        _, y = generate.load(dataset, 0) if dataset in ("digits", "wine", "breast_cancer", "synthetic") \
+            else wide.load(dataset)
+        _VAL_ROWS[dataset] = math.ceil(0.3 * len(y))
+    return _VAL_ROWS[dataset]
+
+
 def predict(run: dict[str, Any]) -> str:
     return judge(run).label
 
@@ -45,7 +64,7 @@ def judge(run: dict[str, Any]) -> Any:
     params = {k: str(v) for k, v in run["params"].items()}
     params["model"] = "rnn" if params.get("model") in ("gru", "lstm") else params.get("model", "mlp")
     return diagnose(curves, n_classes=run["n_classes"], planned_epochs=int(run["params"]["epochs"]), params=params,
-                    majority_rate=run.get("majority_rate"))
+                    majority_rate=run.get("majority_rate"), n_val=val_rows(run["dataset"]))
 
 
 def macro_f1(pairs: list[tuple[str, str]]) -> float:

@@ -61,6 +61,25 @@ def curves_of(run: dict[str, object]) -> diagnostics.Curves:
     return Curves(**{k: [math.nan if v is None else v for v in vs] for k, vs in raw.items()})
 
 
+_VAL_ROWS: dict[str, int] = {}
+
+
+def val_rows(dataset: str) -> int:
+    """Rows of the bench's validation split of `dataset` (a stratified 30 %, as generate.py and wide.py
+    split it): the sample its accuracy is measured on, as our loop logs it (`val_rows`)."""
+    if dataset not in _VAL_ROWS:
+        import math
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import generate
+        import wide
+
+        _, y = generate.load(dataset, 0) if dataset in ("digits", "wine", "breast_cancer", "synthetic") \
+            else wide.load(dataset)
+        _VAL_ROWS[dataset] = math.ceil(0.3 * len(y))
+    return _VAL_ROWS[dataset]
+
+
 def predict(run: dict[str, object]) -> tuple[str, str, str]:
     curves = curves_of(run)
     params = run["params"]
@@ -68,7 +87,8 @@ def predict(run: dict[str, object]) -> tuple[str, str, str]:
     as_strings = {k: str(v) for k, v in params.items()}  # as MLflow returns them
     n_classes = run["n_classes"]
     assert isinstance(n_classes, int)
-    d = diagnose(curves, n_classes=n_classes, planned_epochs=int(params["epochs"]), params=as_strings)
+    d = diagnose(curves, n_classes=n_classes, planned_epochs=int(params["epochs"]), params=as_strings,
+                 n_val=val_rows(str(run["dataset"])))
     return d.label, d.detail, d.evidence
 
 

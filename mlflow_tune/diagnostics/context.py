@@ -26,19 +26,21 @@ class Ctx:
     ref: float  # chance loss ln(C), else the first logged loss
     ref_name: str
     params: Mapping[str, object] | None
+    n_val: int | None = None   # validation rows: the sampling noise its accuracy carries
 
 
-def context(curves: Curves, n_classes: int | None, params: Mapping[str, object] | None) -> Ctx:
+def context(curves: Curves, n_classes: int | None, params: Mapping[str, object] | None,
+            n_val: int | None = None) -> Ctx:
     if n_classes is None:
         guess = adv.num(params, "n_classes")
         n_classes = int(guess) if guess and guess >= 2 else None
     loss, name = (curves.train_loss, "train loss") if curves.train_loss else (curves.val_loss, "val loss")
     if n_classes and n_classes >= 2:
         return Ctx(
-            curves, n_classes, loss, name, math.log(n_classes), f"ln(C)={math.log(n_classes):.3g}", params
+            curves, n_classes, loss, name, math.log(n_classes), f"ln(C)={math.log(n_classes):.3g}", params, n_val
         )
     first = loss[0] if loss and math.isfinite(loss[0]) and loss[0] > 0 else 1.0
-    return Ctx(curves, None, loss, name, first, f"first {name} {first:.3g}", params)
+    return Ctx(curves, None, loss, name, first, f"first {name} {first:.3g}", params, n_val)
 
 
 def nonconvergent(ctx: Ctx, detail: str, confidence: float, evidence: str) -> Diagnosis:

@@ -38,6 +38,7 @@ class DiagnosisGuard(TrainCallback):
         self.n_classes, self.stop_stalled = data.n_classes, config.stop_stalled
         # the validation split's, as the accuracies it is compared with are validation accuracies
         self.majority_rate = data.val.majority_rate
+        self.n_val = len(data.val)
 
     def on_epoch_end(self, record: EpochRecord, history: Sequence[EpochRecord]) -> str | None:
         verdict = early_verdict(curves_of(history), n_classes=self.n_classes, stop_stalled=self.stop_stalled)
@@ -48,4 +49,5 @@ class DiagnosisGuard(TrainCallback):
     def on_train_end(self, result: TrainResult) -> None:
         result.diagnosis = diagnose(curves_of(result.history), n_classes=result.n_classes,
                                     planned_epochs=result.config.epochs,
-                                    params=result.config.to_params(), majority_rate=self.majority_rate)
+                                    params=result.config.to_params(), majority_rate=self.majority_rate,
+                                    n_val=self.n_val)

@@ -66,6 +66,10 @@ CHANCE_ACC_MARGIN = 0.02
 # AUTOTRAINER's 0.05: a val split of a few hundred rows moves ~2-3 points by sampling alone), loss
 # peaks >= 50% above the trough before them and above GL_FLOOR x chance in absolute terms
 OSC_VAL_ACC_AMPLITUDE = 0.10
+# ... or, when the validation set's size n is known, VAL_NOISE_Z standard errors of an accuracy p on
+# it, sqrt(p (1 - p) / n), if that is larger: on 60 rows at p = 0.8 (SE 0.052) a 10-point swing is
+# two standard errors, the set's own noise, not instability (a 100-row set moves in 1-point steps)
+VAL_NOISE_Z = 4.0
 OSC_VAL_LOSS_RELATIVE = 0.5
 # cut short: still at chance level but the loss fell >= 5% of ln(C) over its last (up to 5) epochs
 # and is at its lowest at the end (a tiny learning rate moves it ~1%/epoch or less near chance)
@@ -171,3 +175,11 @@ def skill(acc: float, n_classes: int | None) -> float:
         return acc
     chance = 1.0 / n_classes
     return (acc - chance) / (1.0 - chance)
+
+
+def val_noise(acc: float, n_val: int | None) -> float:
+    """The sampling standard error of an accuracy `acc` measured on `n_val` rows (0 when unknown)."""
+    if not n_val or n_val <= 0 or not math.isfinite(acc):
+        return 0.0
+    p = min(max(acc, 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p) / n_val)

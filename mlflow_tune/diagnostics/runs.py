@@ -83,7 +83,7 @@ def diagnose_run(client: Any, run: Any, explicit: Mapping[str, str | None] | Non
     # logged by our training runs (TrainResult.final_metrics); other tools' runs go without the rule
     majority = run.data.metrics.get("val_majority_rate")
     result = diagnose(curves, n_classes=n_classes, planned_epochs=_int(params.get("epochs")), params=params,
-                      majority_rate=majority)
+                      majority_rate=majority, n_val=_int(run.data.metrics.get("val_rows")))
     if write:
         logger = RunLogger(client, run.info.run_id)
         logger.set_tags(diagnosis_tags(result))

@@ -40,15 +40,21 @@ def check_chance(ctx: Ctx, majority: float | None) -> Diagnosis | None:
 
 def check_val_swings(ctx: Ctx) -> Diagnosis | None:
     """AUTOTRAINER's ol_judge on the validation curves, which the train loss hides (its per-epoch mean
-    smooths the swings of the weights the epoch ends with): val accuracy swinging by >= 10 points, or
+    smooths the swings of the weights the epoch ends with): val accuracy swinging by >= 10 points (or
+    by VAL_NOISE_Z standard errors of the validation set's own sampling noise, if larger), or
     val loss peaks >= 50% above the trough before them, in >= 20% of the epochs (at least 2 pairs)."""
     c, n = ctx.c, max(len(ctx.c.val_accuracy), len(ctx.c.val_loss))
     need = max(2.0, rules.OSC_RATE * n)
     found: list[str] = []
     if c.val_accuracy:
-        count = rules.oscillations(c.val_accuracy, rules.OSC_VAL_ACC_AMPLITUDE)
+        finite = [a for a in c.val_accuracy if a == a]
+        noise = rules.val_noise(sum(finite) / len(finite), ctx.n_val) if finite else 0.0
+        amplitude = max(rules.OSC_VAL_ACC_AMPLITUDE, rules.VAL_NOISE_Z * noise)
+        count = rules.oscillations(c.val_accuracy, amplitude)
         if count >= need:
-            found.append(f"val accuracy: {count} swings of >= {rules.OSC_VAL_ACC_AMPLITUDE:g} in {n} epochs")
+            why = f" ({rules.VAL_NOISE_Z:g} standard errors on {ctx.n_val} val rows)" if amplitude > \
+                rules.OSC_VAL_ACC_AMPLITUDE else ""
+            found.append(f"val accuracy: {count} swings of >= {amplitude:.3g}{why} in {n} epochs")
     if c.val_loss:
         count = rules.relative_oscillations(c.val_loss, rules.OSC_VAL_LOSS_RELATIVE, rules.GL_FLOOR * ctx.ref)
         if count >= need:

@@ -217,12 +217,13 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
 
 
 def diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: int | None = None,
-             params: Mapping[str, object] | None = None, majority_rate: float | None = None) -> Diagnosis:
+             params: Mapping[str, object] | None = None, majority_rate: float | None = None,
+             n_val: int | None = None) -> Diagnosis:
     """Label a run from its curves.  Order: non-finite, diverged, oscillating, stalled (nonconvergent
     first: a broken run's other numbers mean nothing), then overfit, then no better than the majority
     class (``majority_rate``: the share of the most frequent class in the validation split), then
-    underfit vs healthy."""
-    ctx = context(curves, n_classes, params)
+    underfit vs healthy. ``n_val``: validation rows, for the noise its accuracy carries."""
+    ctx = context(curves, n_classes, params, n_val)
     series = [curves.train_loss, curves.val_loss, curves.train_accuracy, curves.val_accuracy]
     n = max(len(xs) for xs in series)
     if n == 0:

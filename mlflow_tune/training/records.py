@@ -85,7 +85,7 @@ class TrainResult:
         # back from MLflow later compares with the same number as the live one.
         out = {"best_val_loss": self.best_val_loss, "best_val_accuracy": self.best_val_accuracy,
                "best_epoch": float(self.best_epoch), "train_seconds": self.seconds,
-               "val_majority_rate": self.data.val.majority_rate}
+               "val_majority_rate": self.data.val.majority_rate, "val_rows": float(len(self.data.val))}
         if len(self.data.test):
             out.update(test_loss=self.test_loss, test_accuracy=self.test_accuracy, test_f1=self.test_f1,
                        test_balanced_accuracy=self.test_balanced_accuracy)

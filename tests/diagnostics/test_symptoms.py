@@ -105,3 +105,19 @@ def test_an_explosion_that_settles_back_at_chance_is_stalled_not_train_longer() 
     # the same fall, but below chance, is a budget cut short
     cut = diagnose(Curves(train_loss=[2.30, 2.10, 1.95], val_loss=[2.28, 2.12, 1.99]), n_classes=10)
     assert (cut.label, cut.detail) == ("underfit", "still_improving"), cut
+
+
+def test_validation_swings_are_judged_against_the_validation_sets_own_noise() -> None:
+    """Issue 25: a healthy run on a small validation set (60 rows: an accuracy near 0.8 carries a
+    standard error of 0.05) swings 10-12 points between epochs by sampling alone; on 2,000 rows the
+    same swings are the model's own instability."""
+    train = [1.2, 0.8, 0.6, 0.5, 0.45, 0.42, 0.40, 0.39, 0.38, 0.37]
+    val = [1.2, 0.9, 0.75, 0.7, 0.68, 0.66, 0.66, 0.65, 0.65, 0.65]
+    acc = [0.55, 0.72, 0.83, 0.71, 0.83, 0.72, 0.84, 0.73, 0.83, 0.82]
+    curves = Curves(train_loss=train, val_loss=val, val_accuracy=acc)
+    small = diagnose(curves, n_classes=3, n_val=60)
+    assert small.detail != "oscillating", small
+    large = diagnose(curves, n_classes=3, n_val=2000)
+    assert (large.label, large.detail) == ("nonconvergent", "oscillating"), large
+    assert "val accuracy: " in large.evidence
+    assert diagnose(curves, n_classes=3).detail == "oscillating"   # size unknown: the fixed 10 points
