@@ -30,20 +30,22 @@ def ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
 def search_note(metric: str, mode: str, counts: Mapping[str, int], stopped_by: str, best: Any,
                 best_metrics: Mapping[str, float]) -> str:
     """Markdown: best trial, its params, objective and test metrics, counts, what stopped the search."""
+    # MLflow shows a run description's first few lines and folds the rest behind "Show more": the
+    # best trial and the counts come first (one paragraph each), the best trial's metrics after them
     lines = [f"### Search: {counts.get('trials', 0)} trials, objective `{metric}` ({mode})", ""]
+    shown: dict[str, float] = {}
     if best is None:
-        lines.append("No trial produced a result.")
+        lines += ["No trial produced a result.", ""]
     else:
         objective = "-" if best.objective is None else f"{best.objective:.4g}"
         params = ", ".join(f"{k}={compact(v)}" for k, v in best.params.items())
         lines += [f"**Best trial:** {best.tid}, objective **{objective}**, {params} (run `{best.run_id}`)", ""]
         shown = {k: v for k, v in best_metrics.items() if k.startswith("test_") or k.startswith("best_")}
-        if shown:
-            lines.append("**Metrics of the best trial:** " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
     ordered = ordered_counts(counts)
     by_outcome = ", ".join(f"{n} {s}" for s, n in ordered[:sum(1 for s in STATUSES if counts.get(s))])
     by_diagnosis = ", ".join(f"{n} {d}" for d, n in ordered[sum(1 for s in STATUSES if counts.get(s)):])
-    # one paragraph: MLflow folds a long description behind "Show more", and these are what one reads
-    lines += ["", f"**Trials:** {by_outcome or 'none'} · **Diagnoses:** {by_diagnosis or 'none'} · "
-              f"**Stopped because** {STOPS.get(stopped_by, stopped_by or 'it ended')}."]
+    lines.append(f"**Trials:** {by_outcome or 'none'} · **Diagnoses:** {by_diagnosis or 'none'} · "
+                 f"**Stopped because** {STOPS.get(stopped_by, stopped_by or 'it ended')}.")
+    if shown:
+        lines += ["", "**Metrics of the best trial:** " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items())]
     return "\n".join(lines) + "\n"
