@@ -48,8 +48,8 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, FileNotFoundError) as exc:
-            raise fail(str(exc)) from None
+        except (ConfigError, FileNotFoundError) as exc:   # exit 2, or a store that cannot be used: 1
+            raise fail(str(exc), code=getattr(exc, "exit_code", 2)) from None
         except ValueError as exc:
             if "tracking URI" in str(exc):
                 raise fail(str(exc)) from None

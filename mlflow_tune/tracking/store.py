@@ -104,6 +104,12 @@ def _prepare_sqlite(path: Path) -> None:
         _create(path)
 
 
+class StoreUnusable(ConfigError):
+    """The store cannot be made or written at all (a full disk, a read-only folder): one line, exit 1."""
+
+    exit_code = 1
+
+
 def _create(path: Path) -> None:
     """A new store, written beside `path` and renamed onto it once every migration is in."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -112,7 +118,14 @@ def _create(path: Path) -> None:
         left.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
     artifacts = path.parent.joinpath("mlartifacts").as_uri()
-    store = SqlAlchemyStore(f"sqlite:///{tmp}", artifacts)  # type: ignore[no-untyped-call]
+    try:
+        store = SqlAlchemyStore(f"sqlite:///{tmp}", artifacts)  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if cause := storage_error(exc):   # found by bench/chaos.py --moment disk on a 0.6 MB disk
+            raise StoreUnusable(f"cannot create the tracking store {path}: {cause}; free space or give "
+                                "another --tracking-uri / MLFLOW_TRACKING_URI") from None
+        raise
     store.engine.dispose()
     faults.point("store-created")
     os.replace(tmp, path)

@@ -175,3 +175,21 @@ def test_a_server_that_fails_before_the_search_has_a_run_is_one_line_with_nothin
     assert done.code == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert lines[-1].startswith("Error: the tracking store stopped answering") and \
         lines[-1].endswith("the search stopped before its first trial"), lines[-1]
+
+
+def test_a_disk_too_full_to_create_the_store_is_one_line(tmp_path: Path) -> None:
+    """bench/chaos.py --moment disk: on a 0.6 MB disk MLflow's schema creation itself failed, with a
+    traceback of SQL. Now one line naming the store, exit 1, no half-made store left behind."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "200k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        uri = f"sqlite:///{disk}/mlflow.db"
+        done = run(["search", "--config", str(tune_file(tmp_path))], disk, uri, timeout=120)
+        assert done.code == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert done.stderr.strip().splitlines() == [
+            f"Error: cannot create the tracking store {disk}/mlflow.db: database or disk is full; free space or "
+            "give another --tracking-uri / MLFLOW_TRACKING_URI"], done.stderr
+        assert not list(disk.glob(".mlflow.db.creating-*"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
