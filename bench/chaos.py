@@ -105,9 +105,16 @@ def store_case(number: int, rng: random.Random, folder: Path, moment: str) -> di
         if server is None:
             subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
         printed = completed_printed(first.stderr)   # type: ignore[attr-defined]
-        parent = parent_id(text, uri)
-        at_stop = measure(uri, parent, printed, EPOCHS)
-        second = run(["search", "--config", str(config), "--resume", parent], cwd, uri, timeout=300)
+        searches = [r for r in all_runs(uri) if r.data.tags.get("mlflow_tune.role") == "search"] \
+            if server is not None or (disk / "mlflow.db").exists() else []
+        if searches:   # resume it; else the store failed before the search had a run: start it again
+            parent = parent_id(text, uri)
+            at_stop = measure(uri, parent, printed, EPOCHS)
+            second = run(["search", "--config", str(config), "--resume", parent], cwd, uri, timeout=300)
+        else:
+            at_stop = {"lost": sorted(printed)}   # nothing was stored: any trial printed completed is lost
+            second = run(["search", "--config", str(config)], cwd, uri, timeout=300)
+            parent = parent_id(second.stderr + second.stdout, uri)
         found = measure(uri, parent, completed_printed(first.stderr, second.stderr), EPOCHS)   # type: ignore[attr-defined]
         last = (text.strip().splitlines() or [""])[-1]
         stopped = first.code == 1   # type: ignore[attr-defined]
