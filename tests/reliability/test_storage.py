@@ -82,7 +82,10 @@ def test_a_server_lost_at_parallel_2_prints_no_trial_completed_that_it_did_not_s
         parent = parent_id(last)
         found = measure(server.uri, parent, completed_printed(err), EPOCHS)
         assert found["lost"] == [], f"printed completed, not stored: {found['lost']}\n{err}"
-        assert f"with {found['completed']} trials saved" in last, (last, found)
+        # never more than the store holds; fewer when a write landed after the stop stopped waiting
+        # for it (the server came back within a retry): that trial is not re-run, it is in the store
+        saved = int(last.split(" trials saved")[0].rsplit(" ", 1)[1])
+        assert saved <= found["completed"], (last, found)
         again = run(["search", "--config", config, "--resume", parent], tmp_path, server.uri, timeout=240)
         assert again.code == 0, again.stderr[-3000:]
         check_search(server.uri, parent, completed_printed(err, again.stderr), EPOCHS)
