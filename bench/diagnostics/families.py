@@ -24,6 +24,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mlflow_tune.diagnostics import LABELS, Curves, diagnose
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from splits import val_rows
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -32,25 +35,6 @@ def load(path: Path, family: str | None = None) -> list[dict[str, Any]]:
     for r in runs:
         r.setdefault("family", family or r["params"].get("model", "mlp"))
     return [r for r in runs if r.get("confirmed")]
-
-
-_VAL_ROWS: dict[str, int] = {}
-
-
-def val_rows(dataset: str) -> int:
-    """Rows of the bench's validation split of `dataset` (a stratified 30 %, as generate.py and wide.py
-    split it): the sample its accuracy is measured on, as our loop logs it (`val_rows`)."""
-    if dataset not in _VAL_ROWS:
-        import math
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import generate
-        import wide
-
-        _, y = generate.load(dataset, 0) if dataset in ("digits", "wine", "breast_cancer", "synthetic") \
-            else wide.load(dataset)
-        _VAL_ROWS[dataset] = math.ceil(0.3 * len(y))
-    return _VAL_ROWS[dataset]
 
 
 def predict(run: dict[str, Any]) -> str:

@@ -30,6 +30,9 @@ except ImportError:  # not installed: run from a checkout
 
 from mlflow_tune.diagnostics import LABELS, Curves
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from splits import val_rows
+
 diagnose, early_verdict = diagnostics.diagnose, diagnostics.early_verdict
 SENSITIVITY = (
     "DIVERGE_FACTOR",
@@ -59,25 +62,6 @@ def curves_of(run: dict[str, object]) -> diagnostics.Curves:
     raw = run["curves"]
     assert isinstance(raw, dict)
     return Curves(**{k: [math.nan if v is None else v for v in vs] for k, vs in raw.items()})
-
-
-_VAL_ROWS: dict[str, int] = {}
-
-
-def val_rows(dataset: str) -> int:
-    """Rows of the bench's validation split of `dataset` (a stratified 30 %, as generate.py and wide.py
-    split it): the sample its accuracy is measured on, as our loop logs it (`val_rows`)."""
-    if dataset not in _VAL_ROWS:
-        import math
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import generate
-        import wide
-
-        _, y = generate.load(dataset, 0) if dataset in ("digits", "wine", "breast_cancer", "synthetic") \
-            else wide.load(dataset)
-        _VAL_ROWS[dataset] = math.ceil(0.3 * len(y))
-    return _VAL_ROWS[dataset]
 
 
 def predict(run: dict[str, object]) -> tuple[str, str, str]:
