@@ -193,7 +193,9 @@ def _store_failure(level: Level, exc: BaseException) -> bool:
 
 def _not_saved(level: Level, listener: SearchListener, outcome: TrialOutcome, exc: BaseException) -> None:
     """A trial whose last writes failed: not reported finished, not counted; the search stops (the
-    store that failed it would fail the next one too) and --resume re-runs it (no outcome tag)."""
+    store that failed it would fail the next one too) and --resume re-runs it (its outcome tag, if
+    the store takes it, says interrupted; a write that still lands later says completed, and then
+    --resume counts it done)."""
     reason = f"{type(exc).__name__}: {exc}"
     answers = _store_answers(level)
     interrupts.request((REFUSED if answers else LOST) + reason[:2000])
