@@ -111,8 +111,9 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         except BaseException as exc:
             listener.search_finished()
             lost = interrupts.store_lost()
-            refused = storage_error(exc) or (storage_error(RuntimeError(interrupts.signal_name())) or "a write failed"
-                                             if interrupts.store_refused() else "")
+            refused = storage_error(exc)
+            if not refused and interrupts.store_refused():   # the driver stopped the search for it
+                refused = short_cause(interrupts.signal_name()[len(interrupts.STORE_REFUSED):])
             if not lost:
                 with contextlib.suppress(Exception):   # the store itself may be what failed
                     parent.set_tags({TAG + "error": f"{type(exc).__name__}: {exc}"[:500]})
