@@ -121,7 +121,9 @@ def store_case(number: int, rng: random.Random, folder: Path, moment: str) -> di
         return {"case": number, "parallel": parallel, "moment": moment, "delay": round(delay, 1),
                 "down": round(down, 1), "exit": first.code, "resume_exit": second.code,   # type: ignore[attr-defined]
                 "tracebacks": (text + second.stderr).count("Traceback"),
-                "no_resume_line": stopped and "--resume" not in last and "before its first trial" not in last, **found,
+                # nothing to resume when the store failed before the search had a run, or could not be made
+                "no_resume_line": stopped and "--resume" not in last and "before its first trial" not in last
+                and "cannot create the tracking store" not in last, **found,
                 "lost": sorted(set(at_stop["lost"]) | set(found["lost"])), "running": running(uri)}
     finally:
         if server is not None:
