@@ -196,10 +196,9 @@ def _not_saved(level: Level, listener: SearchListener, outcome: TrialOutcome, ex
     store that failed it would fail the next one too) and --resume re-runs it (its outcome tag, if
     the store takes it, says interrupted; a write that still lands later says completed, and then
     --resume counts it done)."""
-    reason = f"{type(exc).__name__}: {exc}"
-    answers = _store_answers(level)
-    interrupts.request((REFUSED if answers else LOST) + reason[:2000])
-    if answers:   # ended where the store still takes that; a lost store's runs --resume ends
+    if not _store_failure(level, exc):   # it answers, yet did not take the trial's writes: refused
+        interrupts.request(REFUSED + f"{type(exc).__name__}: {exc}"[:2000])
+    if not interrupts.store_lost():   # ended where the store still takes that; a lost store's runs --resume ends
         with contextlib.suppress(Exception):
             run = RunLogger(level.parent.client, outcome.run_id)
             run.set_tags({TAG + "outcome": "interrupted", TAG + "interrupted": "true"})
