@@ -24,7 +24,7 @@ def diagnose(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Label runs healthy, underfit, overfit or nonconvergent from their curves, with evidence and advice."""
-    from mlflow_tune.diagnostics.runs import diagnose_run, label_counts, select_runs
+    from mlflow_tune.diagnostics.runs import diagnose_run, label_counts, select_runs, with_siblings
     from mlflow_tune.tracking.runs import TAG, RunLogger, client_for
 
     client = client_for(tracking_uri)
@@ -32,6 +32,8 @@ def diagnose(
     explicit = {"train_loss": train_loss, "val_loss": val_loss, "train_accuracy": train_accuracy,
                 "val_accuracy": val_accuracy}
     results = [diagnose_run(client, run, explicit, write=tags) for run in runs]
+    if parent and not (run_ids or experiment):   # a search's trials: judged against each other too
+        results = with_siblings(client, parent, runs, results, write=tags)
     if parent and tags:
         counts = label_counts(results)
         RunLogger(client, parent).log_metrics({f"n_diagnosis_{k}": float(v) for k, v in counts.items()})

@@ -118,6 +118,38 @@ def select_runs(client: Any, run_ids: list[str], experiment: str | None, parent:
     return runs
 
 
+def with_siblings(client: Any, parent: str, runs: list[Any], results: list[RunDiagnosis],
+                  write: bool = True) -> list[RunDiagnosis]:
+    """`results` of a search's trials, each healthy completed one judged against its siblings too
+    (diagnostics.siblings, as the search does when it ends); written as tags when `write`."""
+    from mlflow_tune.config.settings import KNOWN_MODES
+    from mlflow_tune.diagnostics.siblings import Sibling, is_score, judge_all
+
+    if any(r.data.tags.get(TAG + "stage") for r in runs):
+        return results   # a staged search's trials train on other budgets stage by stage
+    search = client.get_run(parent).data.params
+    metric = search.get("search.metric", "val_loss")
+    mode = search.get("search.mode") or KNOWN_MODES.get(metric, "min")
+    key = metric if is_score(metric, mode) else "best_val_accuracy"
+    trials = []
+    for run, result in zip(runs, results, strict=True):
+        value, tid = run.data.metrics.get(key), _int(run.data.tags.get(TAG + "trial"))
+        if run.data.tags.get(TAG + "outcome") == "completed" and value is not None and tid is not None:
+            trials.append((Sibling(tid, float(value), dict(run.data.params)), result.diagnosis.label))
+    rows = [_int(r.data.metrics.get("val_rows")) for r in runs if r.data.metrics.get("val_rows")]
+    found = judge_all(trials, key, rows[0] if rows else None)
+    out = []
+    for run, result in zip(runs, results, strict=True):
+        tid = _int(run.data.tags.get(TAG + "trial"))
+        if tid in found:
+            result = RunDiagnosis(result.run_id, result.run_name, found[tid], result.keys)
+            if write:
+                RunLogger(client, run.info.run_id).set_tags({**diagnosis_tags(found[tid]),
+                                                            TAG + "diagnosis.reference": "siblings"})
+        out.append(result)
+    return out
+
+
 def label_counts(results: list[RunDiagnosis]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in results:

@@ -181,6 +181,15 @@ def _fit(ctx: Ctx) -> tuple[float, str] | None:
     return (1 - s) / (1 - rules.UNDERFIT_SKILL), f"accuracy ends at {max(accs):.3f} (skill above chance {s:.2f})"
 
 
+def _stopped_by_patience(ctx: Ctx, planned_epochs: int | None) -> bool:
+    """Early stopping ended the run: fewer epochs than planned, the best val loss `patience` epochs back."""
+    patience, c = adv.num(ctx.params, "early_stopping_patience"), ctx.c
+    if not patience or not c.val_loss or planned_epochs is None or len(c.val_loss) >= planned_epochs:
+        return False
+    best = min(range(len(c.val_loss)), key=lambda i: c.val_loss[i])
+    return len(c.val_loss) - 1 - best >= patience
+
+
 def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     c = ctx.c
     fit = _fit(ctx)
@@ -192,7 +201,12 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     drop = (falling_series[-min(5, len(falling_series))] - falling_series[-1]) / ctx.ref if falling_series else 0.0
     falling = progress >= rules.PROGRESS_FALLING and drop >= rules.FALL_SHARE
     seen = len(falling_series or c.train_accuracy)
-    early = planned_epochs is not None and seen < rules.JUDGMENT_POINT * planned_epochs
+    # a run that early stopping ended is not "early" and not still improving: its val loss has turned,
+    # and training longer stops at the same epoch again (bench/diagnostics/repair.py: label-noise runs
+    # given early stopping were told "train longer: epochs 50 -> 100" and came back the same)
+    stopped = _stopped_by_patience(ctx, planned_epochs)
+    early = planned_epochs is not None and seen < rules.JUDGMENT_POINT * planned_epochs and not stopped
+    falling = falling and not stopped
     # Prechelt's P5 in words: per mille above the strip's minimum is a tenth of a percent
     strip = min(5, len(falling_series)) if falling_series else 0
     prog_ev = (f"loss of the last {strip} epochs {progress / 10:.3g}% above their lowest" if falling_series

@@ -25,6 +25,7 @@ from mlflow_tune.study.driver import (
 from mlflow_tune.study.level import Level, LevelResult
 from mlflow_tune.study.listener import SearchListener
 from mlflow_tune.study.resume import resumed_settings
+from mlflow_tune.study.siblings import judge_siblings
 from mlflow_tune.study.summary import SearchOutcome, summarise, trials_csv
 from mlflow_tune.tracking.runs import (
     TAG,
@@ -99,6 +100,8 @@ def search(tune: TuneConfig, *, tracking_uri: str | None = None, resume: str | N
         try:
             faults.point("setup-logged")
             result = _run(tune, parent, experiment_id, client, listener, bool(resume))
+            if not result.interrupted and not interrupts.store_failed():
+                result = judge_siblings(result, tune, client, listener, experiment_id, parent.run_id)
             if interrupts.store_failed():   # no summary to write: stop now
                 raise RuntimeError(interrupts.signal_name())
             faults.point("before-summary")

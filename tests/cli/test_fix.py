@@ -67,3 +67,35 @@ def test_fix_retrains_with_the_first_advice_as_a_linked_run(tracking_uri: str) -
     assert new.data.tags[TAG + "diagnosis"] == out["after"]["label"]
     text = CliRunner().invoke(app, ["fix", "f" * 32, "--tracking-uri", tracking_uri])
     assert text.exit_code == 2 and "does not exist" in text.output and len(text.output.strip().splitlines()) == 1
+
+
+def test_fix_until_healthy_goes_on_with_bigger_steps_and_records_the_chain(tracking_uri: str) -> None:
+    # plain SGD at lr 0.01 for 3 epochs on digits: stalled at chance; lr -> 0.1 leaves it still improving,
+    # epochs 3 -> 6 is not enough, so the next round takes a bigger step (6 -> 24) and it ends healthy
+    cfg = TrainConfig(dataset="digits", model="mlp", optimizer="sgd", lr=0.01, momentum=0.0, epochs=3,
+                      hidden_units=32, num_threads=1, lr_decay=1.0)
+    old = train(cfg, tracking_uri=tracking_uri, experiment="fixme", log_model=False)
+    done = CliRunner().invoke(app, ["fix", old.run_id, "--tracking-uri", tracking_uri, "--until-healthy",
+                                    "--rounds", "4"])
+    assert done.exit_code == 0, done.output
+    lines = done.output.strip().splitlines()
+    rounds = [line for line in lines if line.startswith("round ")]
+    assert lines[0].startswith(f"before  {old.run_id}: nonconvergent stalled")
+    assert [r.split()[1] for r in rounds] == ["1", "2", "3"], done.output
+    assert "(a bigger step: 3 -> 6 was not enough)" in rounds[2] and "epochs=24" in rounds[2]
+    assert lines[-1].startswith("healthy after 3 rounds: ")
+    client = MlflowClient(tracking_uri)
+    first = client.get_run(old.run_id)
+    chain = first.data.tags[TAG + "fix_chain"].split()
+    assert len(chain) == 3 and first.data.tags[TAG + "fix_result"] == "healthy"
+    assert "Fix chain (healthy after 3 rounds)" in first.data.tags["mlflow.note.content"]
+    previous = old.run_id
+    for number, run_id in enumerate(chain, 1):   # each round links to the one before it
+        run = client.get_run(run_id)
+        assert run.data.tags[TAG + "fixed_from"] == previous and run.data.tags[TAG + "fix_round"] == str(number)
+        assert run.data.tags[TAG + "fix_origin"] == old.run_id
+        assert client.get_run(previous).data.tags[TAG + "fixed_by"] == run_id
+        previous = run_id
+    last = client.get_run(chain[-1])
+    assert last.data.tags[TAG + "diagnosis"] == "healthy" and last.data.params["epochs"] == "24"
+    assert last.data.params["lr"] == "0.1" and last.data.params["optimizer"] == "sgd"
