@@ -51,6 +51,10 @@ def advice_change(text: str) -> dict[str, Any] | None:
                 return {name: kind(float(found.group(2)))}
             except ValueError:
                 return None
+    if text.startswith("as the best sibling"):   # diagnostics.siblings: a value as the best sibling had it
+        found = re.search(r"\): ([a-z_]+) (\S+) -> (\S+)$", text)
+        if found:
+            return {found.group(1): found.group(3)}
     if text.startswith("train longer") and "->" not in text:
         return None   # no epochs known to double
     return None

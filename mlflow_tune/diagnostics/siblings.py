@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from mlflow_tune.diagnostics import advice as adv
 from mlflow_tune.diagnostics.curves import Diagnosis
 
+SIBLING_PREFIX = "as the best sibling"   # changes.advice_change reads "...: NAME OLD -> NEW" after it
 SIBLING_GAP = 0.05
 SIBLING_Z = 4.0
 MIN_SIBLINGS = 3   # the best of fewer than 3 completed trials is too weak a reference
@@ -74,6 +75,9 @@ def below_siblings(trial: Sibling, siblings: Sequence[Sibling], metric: str,
     return Diagnosis("underfit", "below_siblings", confidence, evidence, _advice(trial, best, metric))
 
 
+# PRACTICE.md: the learning rate matters most, then the optimizer and batch, capacity, regularisation
+_ORDER = ("lr", "optimizer", "momentum", "batch_size", "hidden_units", "layers", "rnn_cell", "dropout",
+          "weight_decay", "epochs")
 BUDGET = ("epochs", "subsample")   # searched values that change what a trial could reach
 
 
@@ -104,14 +108,15 @@ def _same_budget(sibling: Sibling, trial: Sibling) -> bool:
 def _advice(trial: Sibling, best: Sibling, metric: str) -> tuple[str, ...]:
     """The best sibling's values where they differ, each worded as a change `fix` applies."""
     out = []
-    for name, value in best.params.items():
+    for name, value in sorted(best.params.items(), key=lambda kv: (_ORDER.index(kv[0]) if kv[0] in _ORDER
+                                                                   else len(_ORDER), kv[0])):
         mine = trial.params.get(name)
         if mine is None or str(mine) == str(value):
             continue
         a, b = adv.num(trial.params, name), adv.num(best.params, name)
         if name in _SAID and a is not None and b is not None:
-            out.append(f"as the best sibling (trial {best.tid}, {metric} {best.value:.4g}): "
+            out.append(f"{SIBLING_PREFIX} (trial {best.tid}, {metric} {best.value:.4g}): "
                        f"{_SAID[name]} {adv.fmt(a)} -> {adv.fmt(b)}")
         else:
-            out.append(f"as the best sibling (trial {best.tid}): {name} {mine} -> {value}")
+            out.append(f"{SIBLING_PREFIX} (trial {best.tid}): {name} {mine} -> {value}")
     return tuple(out) or (f"retrain with another seed: trial {best.tid} reached {best.value:.4g} with the same values",)
