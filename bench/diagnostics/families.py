@@ -6,10 +6,13 @@ written from the issue's descriptions *before* wide.py's runs existed.  So holdi
 scoring the rules on a family they were never checked on; no threshold was changed after seeing
 these scores.  For every fold: macro-F1 over the four labels and the share of healthy runs flagged.
 The pooled line is the macro-F1 over all folds' held-out runs together (each run is held out once).
-Then each recipe (fault kind) alone, and the calibration table (confidence of the label vs share right).
+Then each fault kind alone (a recipe, or faults.py's ``fault``), the calibration table (confidence of
+the label vs share right) and the confusion matrix.  Curves are read through the product's metric-name
+resolution (``mlflow_tune.diagnostics.runs.pick_keys``), so faults.py's Keras-named runs (``loss``,
+``accuracy``) go through the same path as a run the product did not train.
 
-    python bench/diagnostics/families.py [--runs bench/diagnostics/wide_runs.jsonl] [--with-mlp-bench]
-        [--show-errors]
+    python bench/diagnostics/families.py [--runs FILE ...] [--with-mlp-bench] [--with-fault-bench]
+        [--show-errors] [--unconfirmed]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mlflow_tune.diagnostics import LABELS, Curves, diagnose
+from mlflow_tune.diagnostics.runs import pick_keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from splits import val_rows
@@ -30,11 +34,13 @@ from splits import val_rows
 HERE = Path(__file__).resolve().parent
 
 
-def load(path: Path, family: str | None = None) -> list[dict[str, Any]]:
+def load(path: Path, family: str | None = None, confirmed: bool = True) -> list[dict[str, Any]]:
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for r in runs:
         r.setdefault("family", family or r["params"].get("model", "mlp"))
-    return [r for r in runs if r.get("confirmed")]
+        r.setdefault("fault", r["recipe"])   # generate.py / wide.py: every recipe is its own fault kind
+        r.setdefault("names", "ours")
+    return [r for r in runs if bool(r.get("confirmed")) == confirmed]
 
 
 def predict(run: dict[str, Any]) -> str:
@@ -42,13 +48,13 @@ def predict(run: dict[str, Any]) -> str:
 
 
 def judge(run: dict[str, Any]) -> Any:
-    c = run["curves"]
-    curves = Curves(**{k: [float("nan") if v is None else v for v in c.get(k, [])]
-                       for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")})
+    c = run["curves"]   # logged names (ours or Keras'), resolved as for any MLflow run: runs.pick_keys
+    curves = Curves(**{curve: [float("nan") if v is None else v for v in c[key]]
+                       for curve, key in pick_keys(set(c), {}).items()})
     params = {k: str(v) for k, v in run["params"].items()}
     params["model"] = "rnn" if params.get("model") in ("gru", "lstm") else params.get("model", "mlp")
     return diagnose(curves, n_classes=run["n_classes"], planned_epochs=int(run["params"]["epochs"]), params=params,
-                    majority_rate=run.get("majority_rate"), n_val=val_rows(run["dataset"]))
+                    majority_rate=run.get("majority_rate"), n_val=run.get("val_rows") or val_rows(run["dataset"]))
 
 
 def macro_f1(pairs: list[tuple[str, str]]) -> float:
@@ -89,18 +95,18 @@ def fold_table(title: str, key: str, runs: list[dict[str, Any]], preds: dict[str
 
 
 def fault_table(runs: list[dict[str, Any]], preds: dict[str, str]) -> None:
-    """Each recipe (a cause: a fault kind, or a healthy set-up) scored on its own: every run of a
-    recipe has one true label, so the figure is the share labelled right, with the labels given."""
-    print("\n== leave one fault kind out (each recipe scored alone) ==")
-    print(f"{'recipe':24s} {'true':14s} {'runs':>5s} {'right':>7s}  labels given")
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Each fault kind (a recipe, or faults.py's fault) scored on its own, per true label (a practitioner
+    bug may have several, decided by the oracle): the share labelled right, with the labels given."""
+    print("\n== each fault kind alone, per true label ==")
+    print(f"{'fault kind':24s} {'true':14s} {'runs':>5s} {'right':>7s}  labels given")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
-        groups[r["recipe"]].append(r)
-    for name in sorted(groups, key=lambda n: (groups[n][0]["label"], n)):
-        rs = groups[name]
+        groups[(r["fault"], r["label"])].append(r)
+    for name, label in sorted(groups, key=lambda k: (groups[k][0]["label"], k)):
+        rs = groups[(name, label)]
         given = Counter(preds[r["run_id"]] for r in rs)
         right = sum(1 for r in rs if preds[r["run_id"]] == r["label"])
-        print(f"{name:24s} {rs[0]['label']:14s} {len(rs):5d} {right / len(rs):7.0%}  "
+        print(f"{name:24s} {label:14s} {len(rs):5d} {right / len(rs):7.0%}  "
               + ", ".join(f"{k} {v}" for k, v in given.most_common()))
     noncon = [r for r in runs if r["label"] == "nonconvergent"]
     hit = sum(1 for r in noncon if preds[r["run_id"]] == "nonconvergent")
@@ -124,13 +130,34 @@ def calibration(runs: list[dict[str, Any]], judged: dict[str, Any]) -> None:
         print(f"{span:12s} {len(rs):5d} {right / len(rs):7.1%}  {mean:15.2f}")
 
 
+def confusion(runs: list[dict[str, Any]], preds: dict[str, str], title: str) -> None:
+    print(f"\n== {title} (rows: true label, columns: label given) ==")
+    print(f"{'true / given':16s}" + "".join(f"{p:>15s}" for p in (*LABELS, "unknown")))
+    for t in LABELS:
+        row = Counter(preds[r["run_id"]] for r in runs if r["label"] == t)
+        print(f"{t:16s}" + "".join(f"{row[p]:15d}" for p in (*LABELS, "unknown")))
+
+
+def errors(runs: list[dict[str, Any]], judged: dict[str, Any]) -> None:
+    """The misses grouped by fault kind, each with the evidence line the rules gave."""
+    print("\n== misses by fault kind ==")
+    for r in sorted(runs, key=lambda r: (r["fault"], r["run_id"])):
+        d = judged[r["run_id"]]
+        if d.label != r["label"]:
+            print(f"  [{r['fault']}] {r['run_id']} ({r['names']} names): true {r['label']}, got "
+                  f"{d.label}/{d.detail} ({d.confidence:.2f}): {d.evidence}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default=str(HERE / "wide_runs.jsonl"))
+    ap.add_argument("--runs", nargs="+", default=[str(HERE / "wide_runs.jsonl")])
     ap.add_argument("--with-mlp-bench", action="store_true", help="also fold in generate.py's runs.jsonl")
-    ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--with-fault-bench", action="store_true", help="also fold in faults.py's fault_runs.jsonl")
+    ap.add_argument("--show-errors", action="store_true", help="the misses, by fault kind, with their evidence")
+    ap.add_argument("--unconfirmed", action="store_true", help="how the rules read the runs not scored")
     args = ap.parse_args()
-    runs = load(Path(args.runs))
+    paths = [Path(p) for p in args.runs] + ([HERE / "fault_runs.jsonl"] if args.with_fault_bench else [])
+    runs = [r for p in paths for r in load(p)]
     if args.with_mlp_bench:
         runs += load(HERE / "runs.jsonl", family="mlp")
     judged = {r["run_id"]: judge(r) for r in runs}
@@ -139,17 +166,22 @@ def main() -> None:
           f"data sets {sorted({r['dataset'] for r in runs})}")
     fold_table("leave one model family out", "family", runs, preds)
     fold_table("leave one data set out", "dataset", runs, preds)
+    fold_table("leave one fault kind out", "fault", runs, preds)
+    if len({r["names"] for r in runs}) > 1:
+        fold_table("by metric names (read through runs.pick_keys)", "names", runs, preds)
     fault_table(runs, preds)
     calibration(runs, judged)
-    print("\n== per label (all runs) ==")
-    print(f"{'true / predicted':16s}" + "".join(f"{p:>15s}" for p in (*LABELS, "unknown")))
-    for t in LABELS:
-        row = Counter(preds[r["run_id"]] for r in runs if r["label"] == t)
-        print(f"{t:16s}" + "".join(f"{row[p]:15d}" for p in (*LABELS, "unknown")))
+    confusion(runs, preds, "confusion matrix, all runs")
     if args.show_errors:
-        for r in runs:
-            if preds[r["run_id"]] != r["label"]:
-                print(f"  {r['run_id']:45s} true {r['label']:13s} got {preds[r['run_id']]}")
+        errors(runs, judged)
+    if args.unconfirmed:
+        dropped = [r for p in paths for r in load(p, confirmed=False)]
+        given = {r["run_id"]: predict(r) for r in dropped}
+        print("\n== not scored: fault kind / label given ==")
+        for fault in sorted({r["fault"] for r in dropped}):
+            rs = [r for r in dropped if r["fault"] == fault]
+            print(f"{fault:24s} {len(rs):4d}  " + ", ".join(f"{k} {v}" for k, v in
+                                                          Counter(given[r["run_id"]] for r in rs).most_common()))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ the loss still falls, and overfitting that shows in the loss only.  Each names i
 
 from __future__ import annotations
 
+import math
+
 from mlflow_tune.diagnostics import advice as adv
 from mlflow_tune.diagnostics import rules
 from mlflow_tune.diagnostics.context import Ctx, conf, nonconvergent
@@ -96,3 +98,25 @@ def loss_only_overfit(ctx: Ctx, gl: float, best: int) -> bool:
         return False
     train_end, val_end = rules.tail_mean(c.train_loss, 2), rules.tail_mean(c.val_loss, 2)
     return train_end <= rules.TRAIN_FELL * c.train_loss[best] and train_end < val_end
+
+
+def exploded(ctx: Ctx) -> str:
+    """The train loss went to DIVERGE_FACTOR x chance at some epoch (C known): how it did, else ''.  Named
+    by the issue (early divergence that settles): with a poor fit at the end such a run was unstable,
+    and "more units" or "train longer" cannot help it (bench/diagnostics/README, practitioner faults:
+    Adagrad lr 10 peaking at 244 nats, one-cycle peaking at 5928)."""
+    loss = [x for x in ctx.c.train_loss if math.isfinite(x)]
+    if not ctx.n_classes or not loss or max(loss) < rules.DIVERGE_FACTOR * ctx.ref:
+        return ""
+    peak = max(range(len(loss)), key=lambda i: loss[i])
+    return (f"train loss exploded to {loss[peak]:.4g} = {loss[peak] / ctx.ref:.3g}x {ctx.ref_name} at epoch {peak} "
+            f"(>= {rules.DIVERGE_FACTOR:g}x)")
+
+
+def stopped_by_patience(ctx: Ctx, planned_epochs: int | None) -> bool:
+    """Early stopping ended the run: fewer epochs than planned, the best val loss `patience` epochs back."""
+    patience, c = adv.num(ctx.params, "early_stopping_patience"), ctx.c
+    if not patience or not c.val_loss or planned_epochs is None or len(c.val_loss) >= planned_epochs:
+        return False
+    best = min(range(len(c.val_loss)), key=lambda i: c.val_loss[i])
+    return len(c.val_loss) - 1 - best >= patience

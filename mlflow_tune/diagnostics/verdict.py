@@ -181,15 +181,6 @@ def _fit(ctx: Ctx) -> tuple[float, str] | None:
     return (1 - s) / (1 - rules.UNDERFIT_SKILL), f"accuracy ends at {max(accs):.3f} (skill above chance {s:.2f})"
 
 
-def _stopped_by_patience(ctx: Ctx, planned_epochs: int | None) -> bool:
-    """Early stopping ended the run: fewer epochs than planned, the best val loss `patience` epochs back."""
-    patience, c = adv.num(ctx.params, "early_stopping_patience"), ctx.c
-    if not patience or not c.val_loss or planned_epochs is None or len(c.val_loss) >= planned_epochs:
-        return False
-    best = min(range(len(c.val_loss)), key=lambda i: c.val_loss[i])
-    return len(c.val_loss) - 1 - best >= patience
-
-
 def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     c = ctx.c
     fit = _fit(ctx)
@@ -204,7 +195,7 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     # a run that early stopping ended is not "early" and not still improving: its val loss has turned,
     # and training longer stops at the same epoch again (bench/diagnostics/repair.py: label-noise runs
     # given early stopping were told "train longer: epochs 50 -> 100" and came back the same)
-    stopped = _stopped_by_patience(ctx, planned_epochs)
+    stopped = symptoms.stopped_by_patience(ctx, planned_epochs)
     early = planned_epochs is not None and seen < rules.JUDGMENT_POINT * planned_epochs and not stopped
     falling = falling and not stopped
     # Prechelt's P5 in words: per mille above the strip's minimum is a tenth of a percent
@@ -212,6 +203,9 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
     prog_ev = (f"loss of the last {strip} epochs {progress / 10:.3g}% above their lowest" if falling_series
                else "no loss curve")
     epochs = adv.num(ctx.params, "epochs")
+    if ratio >= 1.0 and (blown := symptoms.exploded(ctx)):
+        return nonconvergent(ctx, "diverged", _conf(ratio, 1.0, 1.0), f"{blown}, and {fit_ev}: it never recovered "
+                             "from the explosion (an unstable step size, not too small a model)")
     if ratio >= 1.0:
         detail = "still_improving" if falling or early else "high_bias"
         gap = (f"train/val accuracy gap {c.train_accuracy[-1] - c.val_accuracy[-1]:.2f}"

@@ -90,3 +90,4 @@ def test_a_run_ended_by_early_stopping_is_not_told_to_train_longer() -> None:
     # the same curves without early stopping (a run cut at 9 of 50 epochs) are still improving
     cut = diagnose(curves, n_classes=10, planned_epochs=50, params={"epochs": "50"})
     assert cut.detail == "still_improving", cut
+

@@ -121,3 +121,26 @@ def test_validation_swings_are_judged_against_the_validation_sets_own_noise() ->
     assert (large.label, large.detail) == ("nonconvergent", "oscillating"), large
     assert "val accuracy: " in large.evidence
     assert diagnose(curves, n_classes=3).detail == "oscillating"   # size unknown: the fixed 10 points
+
+
+def test_an_explosion_that_recovers_only_part_way_is_diverged_not_underfit() -> None:
+    # Adagrad at lr 10: the train loss peaks at 244 nats in epoch 2, then falls to 0.34 ln C and
+    # stays there (val accuracy 0.71 where the task allows 0.98): unstable, not too small a model
+    train = [3.1, 60.0, 244.0, 40.0, 5.0, 1.2, 0.95, 0.86, 0.82, 0.80, 0.79, 0.79]
+    curves = Curves(train_loss=train, val_loss=[2.5, 30.0, 90.0, 12.0, 2.0, 1.0, 0.9, 0.85, 0.82, 0.8, 0.8, 0.79],
+                    train_accuracy=[0.3, 0.2, 0.1, 0.3, 0.5, 0.6, 0.66, 0.69, 0.7, 0.7, 0.71, 0.71],
+                    val_accuracy=[0.35, 0.2, 0.1, 0.3, 0.55, 0.64, 0.68, 0.7, 0.7, 0.71, 0.71, 0.71])
+    d = diagnose(curves, n_classes=10, planned_epochs=12)
+    assert (d.label, d.detail) == ("nonconvergent", "diverged"), d
+    assert "exploded to 244" in d.evidence and "epoch 2" in d.evidence
+    assert d.advice[0].startswith("lower the learning rate")
+    # the same end without the explosion is a poor fit (underfit), and a spike that recovers fully is healthy
+    calm = Curves(train_loss=[3.1, 2.0, 1.5, 1.2, 1.0, 0.95, 0.9, 0.86, 0.82, 0.80, 0.79, 0.79],
+                  val_loss=[2.5, 2.0, 1.6, 1.3, 1.1, 1.0, 0.9, 0.85, 0.82, 0.8, 0.8, 0.79],
+                  train_accuracy=curves.train_accuracy, val_accuracy=curves.val_accuracy)
+    assert diagnose(calm, n_classes=10, planned_epochs=12).label == "underfit"
+    healed = Curves(train_loss=[3.1, 60.0, 9.0, 1.0, 0.4, 0.2, 0.12, 0.1, 0.09, 0.085, 0.08, 0.08],
+                    val_loss=[2.5, 30.0, 5.0, 0.9, 0.4, 0.2, 0.14, 0.12, 0.11, 0.1, 0.1, 0.1],
+                    train_accuracy=[0.3, 0.2, 0.5, 0.75, 0.9, 0.95, 0.96, 0.97, 0.97, 0.97, 0.98, 0.98],
+                    val_accuracy=[0.35, 0.2, 0.5, 0.75, 0.9, 0.94, 0.95, 0.96, 0.96, 0.96, 0.96, 0.96])
+    assert diagnose(healed, n_classes=10, planned_epochs=12).label == "healthy"
