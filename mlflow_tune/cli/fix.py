@@ -28,7 +28,7 @@ def fix(
     same experiment (tags mlflow_tune.fixed_from / mlflow_tune.fixed_by link the two), diagnose both.
     With --until-healthy every round is such a run, and RUN_ID's tag mlflow_tune.fix_chain and its
     description list the chain."""
-    from mlflow_tune.diagnostics.repair import Round, next_change
+    from mlflow_tune.diagnostics.repair import Round, at_floor, next_change
     from mlflow_tune.diagnostics.runs import diagnose_run, select_runs
     from mlflow_tune.tracking.runs import client_for
     from mlflow_tune.training.config import FIELD_NAMES, ConfigError
@@ -44,12 +44,14 @@ def fix(
     if "dataset" not in params:
         raise ConfigError(f"run {run_id!r} was not trained by mlflow-tune (no TrainConfig params); "
                           "fix retrains only runs of `mlflow-tune train` or a search's trials.")
-    history = [Round(params, d.label, d.detail, d.advice)]
+    history = [Round(params, d.label, d.detail, d.advice, score=old.data.metrics.get("best_val_accuracy"))]
+    n_val = old.data.metrics.get("val_rows")
     if next_change(history) is None:
         raise ConfigError(f"no advice for run {run_id!r} is a config change: {'; '.join(d.advice) or 'none'}.")
     if not json_output:
         typer.echo(f"before  {run_id}: {d.label} {d.detail}: {d.evidence}")
     chain: list[dict[str, Any]] = []
+    floor = ""
     experiment = client.get_experiment(old.info.experiment_id).name
     for number in range(1, (rounds if until_healthy else 1) + 1):
         found = next_change(history)
@@ -58,20 +60,21 @@ def fix(
         step = _retrain(client, old, history[-1].params, found, experiment, tracking_uri, log_model,
                         chain[-1]["run_id"] if chain else run_id, number if until_healthy else 0)
         a = step["after"].diagnosis
-        history.append(Round(step["params"], a.label, a.detail, a.advice, found[1]))
+        history.append(Round(step["params"], a.label, a.detail, a.advice, found[1], step["score"]))
         chain.append({"run_id": step["after"].run_id, "fix": found[0], "change": found[1], **a.to_dict()})
         if not json_output:
             lead = f"round {number}" if until_healthy else "fix    "
             typer.echo(f"{lead} {found[0]}  ({', '.join(f'{k}={v}' for k, v in found[1].items())})")
             typer.echo(f"{'after':7s} {step['after'].run_id}: {a.label} {a.detail}: {a.evidence}")
-        if a.label == "healthy":
+        if a.label == "healthy" or (floor := at_floor(history, int(n_val) if n_val else None)):
             break
     if until_healthy:
-        _record_chain(client, run_id, old, chain)
+        _record_chain(client, run_id, old, chain, floor)
     last = history[-1]
     if json_output:
         if until_healthy:
-            typer.echo(json.dumps({"before": before.to_dict(), "rounds": chain, "healthy": last.label == "healthy"}))
+            typer.echo(json.dumps({"before": before.to_dict(), "rounds": chain, "healthy": last.label == "healthy",
+                                   "floor": floor}))
         else:
             typer.echo(json.dumps({"fix": chain[0]["fix"], "change": chain[0]["change"], "before": before.to_dict(),
                                    "after": step["after"].to_dict()}))
@@ -79,6 +82,9 @@ def fix(
     if last.label == "healthy":
         if until_healthy:
             typer.echo(f"healthy after {len(chain)} round{'s' * (len(chain) > 1)}: {_chain_text(run_id, chain)}")
+        return
+    if floor:
+        typer.echo(f"stopped after {len(chain)} round{'s' * (len(chain) > 1)} ({_chain_text(run_id, chain)}): {floor}")
         return
     left = next_change(history)
     why = (f"next: {left[0]}" if left else "no advice left that a config value carries out: "
@@ -109,22 +115,25 @@ def _retrain(client: Any, old: Any, params: Mapping[str, Any], found: tuple[str,
     RunLogger(client, outcome.run_id).set_tags(tags)
     RunLogger(client, parent).set_tags({TAG + "fixed_by": outcome.run_id})
     after = diagnose_run(client, client.get_run(outcome.run_id), write=True)
-    return {"params": merged, "after": after}
+    return {"params": merged, "after": after,
+            "score": client.get_run(outcome.run_id).data.metrics.get("best_val_accuracy")}
 
 
 def _chain_text(run_id: str, chain: list[dict[str, Any]]) -> str:
     return " -> ".join([run_id[:8], *(f"{c['run_id'][:8]} ({c['label']})" for c in chain)])
 
 
-def _record_chain(client: Any, run_id: str, old: Any, chain: list[dict[str, Any]]) -> None:
+def _record_chain(client: Any, run_id: str, old: Any, chain: list[dict[str, Any]], floor: str) -> None:
     """On the run being fixed: the chain as a tag and as a paragraph of its description."""
     from mlflow_tune.tracking.runs import TAG, RunLogger
 
     if not chain:
         return
     lines = [f"{i}. `{c['run_id']}`: {c['fix']} -> **{c['label']}** {c['detail']}" for i, c in enumerate(chain, 1)]
-    verdict = "healthy" if chain[-1]["label"] == "healthy" else f"still {chain[-1]['label']}"
+    verdict = "healthy" if chain[-1]["label"] == "healthy" else "at the data's floor" if floor else \
+        f"still {chain[-1]['label']}"
     text = f"### Fix chain ({verdict} after {len(chain)} rounds)\n\n" + "\n".join(lines)
+    text += f"\n\n{floor}" if floor else ""
     note = old.data.tags.get(NOTE, "")
     RunLogger(client, run_id).set_tags({
         TAG + "fix_chain": " ".join(c["run_id"] for c in chain)[:5000],

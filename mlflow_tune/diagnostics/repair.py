@@ -43,6 +43,35 @@ class Round:
     detail: str
     advice: tuple[str, ...]
     change: Mapping[str, Any] = field(default_factory=dict)   # what this round changed (empty: the original)
+    score: float | None = None   # its best validation accuracy, when logged
+
+
+CAPACITY = ("hidden_units", "layers")
+
+
+def at_floor(rounds: Sequence[Round], n_val: int | None = None) -> str:
+    """Why the chain should stop at the data's floor, or '': the last round gave an underfit run more
+    capacity and its validation accuracy did not move beyond the noise of the validation set (2
+    standard errors of the difference of two accuracies, at least a point).  The loss the rules read as
+    high bias is then the data's own error (label noise, overlapping classes: moons with noise 0.25
+    keeps 0.25-0.29x ln 2 at its best), and no config value changes it.  The bigger round is the
+    reference a single run lacks (diagnostics.siblings)."""
+    if len(rounds) < 2:
+        return ""
+    now, before = rounds[-1], rounds[-2]
+    grew = [k for k in CAPACITY if k in now.change and (adv.num(now.params, k) or 0) > (adv.num(before.params, k) or 0)]
+    if (now.label, now.detail) != ("underfit", "high_bias") or before.label != "underfit" or not grew:
+        return ""
+    if now.score is None or before.score is None:
+        return ""
+    p = min(max(max(now.score, before.score), 0.0), 1.0)
+    noise = max(0.01, 2 * math.sqrt(2 * p * (1 - p) / n_val)) if n_val else 0.01
+    if now.score - before.score >= noise:
+        return ""
+    what = ", ".join(f"{k} {adv.fmt(adv.num(before.params, k) or 0)} -> {adv.fmt(adv.num(now.params, k) or 0)}"
+                     for k in grew)
+    return (f"at the data's floor: more capacity ({what}) moved val accuracy {before.score:.4g} -> {now.score:.4g} "
+            f"(< {noise:.2g}, the noise of {n_val or 'the'} val rows): the loss left is the data's, not the model's")
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -7,7 +7,7 @@ import math
 
 from mlflow_tune.diagnostics.changes import advice_change, first_change
 from mlflow_tune.diagnostics.curves import Curves
-from mlflow_tune.diagnostics.repair import Round, next_change, overfit_levers
+from mlflow_tune.diagnostics.repair import Round, at_floor, next_change, overfit_levers
 from mlflow_tune.diagnostics.verdict import diagnose
 from mlflow_tune.training.config import TrainConfig
 
@@ -91,3 +91,19 @@ def test_a_run_ended_by_early_stopping_is_not_told_to_train_longer() -> None:
     cut = diagnose(curves, n_classes=10, planned_epochs=50, params={"epochs": "50"})
     assert cut.detail == "still_improving", cut
 
+
+
+def test_more_capacity_that_moves_nothing_stops_the_chain_at_the_datas_floor() -> None:
+    # moons with noise 0.25: 64 -> 128 units, val accuracy 0.917 -> 0.921 on 240 rows (noise 0.05)
+    start = Round({"hidden_units": 64}, "underfit", "high_bias", (), score=0.917)
+    bigger = Round({"hidden_units": 128}, "underfit", "high_bias", (), {"hidden_units": 128}, score=0.921)
+    why = at_floor([start, bigger], n_val=240)
+    assert why.startswith("at the data's floor: more capacity (hidden_units 64 -> 128) moved val accuracy "
+                          "0.917 -> 0.921"), why
+    # a real gain, a change that was not capacity, or a run no longer high-bias: go on
+    gained = Round({"hidden_units": 128}, "underfit", "high_bias", (), {"hidden_units": 128}, score=0.99)
+    assert at_floor([start, gained], n_val=240) == ""
+    longer = Round({"hidden_units": 64, "epochs": 40}, "underfit", "high_bias", (), {"epochs": 40}, score=0.92)
+    assert at_floor([start, longer], n_val=240) == ""
+    improving = Round({"hidden_units": 128}, "underfit", "still_improving", (), {"hidden_units": 128}, score=0.92)
+    assert at_floor([start, improving], n_val=240) == ""
