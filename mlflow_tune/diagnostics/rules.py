@@ -183,3 +183,11 @@ def val_noise(acc: float, n_val: int | None) -> float:
         return 0.0
     p = min(max(acc, 0.0), 1.0)
     return math.sqrt(p * (1.0 - p) / n_val)
+
+
+# A flag whose confidence is below this was raised within a fifth of its rule's threshold (context.conf
+# is 0.5 at the threshold, rising with the margin): its evidence says so.  Measured (session 17): on
+# runs.jsonl and wide_runs.jsonl such flags were 14/14 right, on the practitioner-fault runs 14/38 (the
+# moons runs whose loss floor sits at the underfit bar): the place where a reference (siblings, a
+# bigger model) has to decide.
+WEAK = 0.6

@@ -122,14 +122,13 @@ def with_siblings(client: Any, parent: str, runs: list[Any], results: list[RunDi
                   write: bool = True) -> list[RunDiagnosis]:
     """`results` of a search's trials, each healthy completed one judged against its siblings too
     (diagnostics.siblings, as the search does when it ends); written as tags when `write`."""
-    from mlflow_tune.config.settings import KNOWN_MODES
     from mlflow_tune.diagnostics.siblings import Sibling, is_score, judge_all
 
     if any(r.data.tags.get(TAG + "stage") for r in runs):
         return results   # a staged search's trials train on other budgets stage by stage
     search = client.get_run(parent).data.params
     metric = search.get("search.metric", "val_loss")
-    mode = search.get("search.mode") or KNOWN_MODES.get(metric, "min")
+    mode = search.get("search.mode", "")   # a search logs the mode it resolved (SearchSettings)
     key = metric if is_score(metric, mode) else "best_val_accuracy"
     trials = []
     for run, result in zip(runs, results, strict=True):

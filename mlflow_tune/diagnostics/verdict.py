@@ -13,6 +13,7 @@ relative to the first logged loss (PRACTICE.md: "the initial loss should be near
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -227,6 +228,18 @@ def _check_fit(ctx: Ctx, planned_epochs: int | None) -> Diagnosis:
 def diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: int | None = None,
              params: Mapping[str, object] | None = None, majority_rate: float | None = None,
              n_val: int | None = None) -> Diagnosis:
+    """Label a run from its curves (see _diagnose); a flag raised near its rule's threshold says so."""
+    found = _diagnose(curves, n_classes=n_classes, planned_epochs=planned_epochs, params=params,
+                      majority_rate=majority_rate, n_val=n_val)
+    if found.label in ("underfit", "overfit", "nonconvergent") and found.confidence < rules.WEAK:
+        return dataclasses.replace(found, evidence=f"{found.evidence}; weak evidence (confidence "
+                                   f"{found.confidence:.2f}: near the rule's threshold)")
+    return found
+
+
+def _diagnose(curves: Curves, *, n_classes: int | None = None, planned_epochs: int | None = None,
+              params: Mapping[str, object] | None = None, majority_rate: float | None = None,
+              n_val: int | None = None) -> Diagnosis:
     """Label a run from its curves.  Order: non-finite, diverged, oscillating, stalled (nonconvergent
     first: a broken run's other numbers mean nothing), then overfit, then no better than the majority
     class (``majority_rate``: the share of the most frequent class in the validation split), then

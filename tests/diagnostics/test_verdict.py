@@ -338,3 +338,16 @@ def test_the_evidence_says_how_much_the_loss_still_moves_in_words() -> None:
     d = diagnose(c, n_classes=10)
     assert "per mille" not in d.evidence and "P5" not in d.evidence
     assert re.search(r"loss of the last 5 epochs [\d.]+% above their lowest", d.evidence), d.evidence
+
+
+def test_a_flag_raised_near_its_threshold_says_its_evidence_is_weak() -> None:
+    # moons with noise 0.25: the loss floor (0.19 nats = 0.27x ln 2) sits just above the underfit bar
+    flat = [0.35, 0.25, 0.21, 0.2, 0.195, 0.19, 0.19, 0.19, 0.19, 0.19]
+    curves = Curves(train_loss=flat, val_loss=[x + 0.005 for x in flat], train_accuracy=[0.9] * 10,
+                    val_accuracy=[0.91] * 10)
+    d = diagnose(curves, n_classes=2, planned_epochs=10)
+    assert d.label == "underfit" and d.confidence < 0.6
+    assert d.evidence.endswith(f"weak evidence (confidence {d.confidence:.2f}: near the rule's threshold)")
+    far = Curves(train_loss=[x * 2.5 for x in flat], val_loss=[x * 2.5 for x in flat],
+                 train_accuracy=[0.7] * 10, val_accuracy=[0.7] * 10)
+    assert "weak evidence" not in diagnose(far, n_classes=2, planned_epochs=10).evidence

@@ -93,6 +93,7 @@ def test_diagnose_parent_judges_a_searchs_trials_against_each_other_as_the_searc
     client = client_for(tracking_uri)
     _, parent, outcomes = _search(client, [0.95, 0.94, 0.96, 0.71])
     client.log_param(parent, "search.metric", "val_loss")
+    client.log_param(parent, "search.mode", "min")
     runs = [client.get_run(o.run_id) for o in outcomes]
     healthy = Diagnosis("healthy", "converged", 0.9, "loss ends at 0.1")
     results = [RunDiagnosis(r.info.run_id, r.info.run_name, healthy, {}) for r in runs]
